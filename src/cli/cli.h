@@ -1,0 +1,56 @@
+/*
+ * cli.h: names shared by the files of the sealpost command line tool.
+ *
+ *   main.c      global options, the command table, usage
+ *   io.c        cli_read_*, cli_write_all: whole files and streams
+ *   dkim_sign.c cli_dkim_sign
+ *   dkim_verify.c cli_dkim_verify
+ *
+ * Exit statuses are those of the design: 0 success, 1 a negative answer,
+ * 2 usage or configuration, 3 runtime failure; commands add finer ones.
+ */
+#ifndef SP_CLI_H
+#define SP_CLI_H
+
+#include "base/base.h"
+
+enum cli_exit {
+    CLI_OK = 0,
+    CLI_NEGATIVE = 1,
+    CLI_USAGE = 2,
+    CLI_RUNTIME = 3,
+    CLI_NOTHING = 4, /* dkim verify: the message carries no signature */
+};
+
+/* Settings every command sees, from options or the environment. */
+typedef struct cli_globals {
+    const char *config;   /* --config, SEALPOST_CONFIG */
+    const char *data_dir; /* --data-dir, SEALPOST_DATA_DIR */
+    const char *api;      /* --api, SEALPOST_API */
+} cli_globals;
+
+/*
+ * Read a whole file ("-" for standard input) into buf.  Returns SP_OK, or
+ * SP_EIO with the system's reason in err (the caller names the file).
+ */
+int cli_read_file(const char *path, sp_buf *buf, sp_error *err);
+
+/* Write all of data to fd; SP_EIO on a failed or short write. */
+int cli_write_all(int fd, const void *data, size_t len, sp_error *err);
+
+/*
+ * Parse a duration: a number with an optional unit s, m, h, d or w
+ * ("90d"); seconds when there is none.  Returns false when malformed.
+ */
+bool cli_parse_duration(const char *text, int64_t *seconds);
+
+/*
+ * Parse a decimal number of digits only, min <= value <= max; false when
+ * anything else, so "12x", "-1" and "" are refused, not half-read.
+ */
+bool cli_parse_number(const char *text, int64_t min, int64_t max, int64_t *out);
+
+int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
+
+#endif /* SP_CLI_H */

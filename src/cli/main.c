@@ -1,0 +1,113 @@
+/*
+ * main.c: the sealpost command line tool: global options, the table of
+ * commands, and usage.
+ *
+ * Owns main.  Global options come before the command and fall back to the
+ * environment (SEALPOST_CONFIG, SEALPOST_DATA_DIR, SEALPOST_API); each
+ * command parses its own options.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SEALPOST_VERSION
+#define SEALPOST_VERSION "unknown"
+#endif
+
+struct cli_command {
+    const char *group; /* "dkim", or NULL for a top-level command */
+    const char *name;
+    int (*run)(const cli_globals *globals, int argc, char **argv);
+    const char *summary;
+};
+
+static const struct cli_command commands[] = {
+    {"dkim", "sign", cli_dkim_sign,
+     "add DKIM signatures to a message (stdin to stdout)"},
+    {"dkim", "verify", cli_dkim_verify,
+     "verify the DKIM signatures of messages"},
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: sealpost [--config FILE] [--data-dir DIR] [--api URL] "
+                 "COMMAND ...\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %s %-8s %s\n", commands[i].group, commands[i].name,
+                commands[i].summary);
+    fprintf(out, "  version       print the version\n"
+                 "\n'sealpost COMMAND --help' describes a command.\n");
+}
+
+/* Global option, else the environment variable, else NULL. */
+static const char *
+from_env(const char *option, const char *variable)
+{
+    const char *value = getenv(variable);
+
+    return option ? option : (value && *value ? value : NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"api", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_globals globals = {0};
+    int option;
+
+    sp_log_init("sealpost");
+    /* '+': stop at the command, whose options are its own. */
+    while ((option = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+        switch (option) {
+        case 'c':
+            globals.config = optarg;
+            break;
+        case 'd':
+            globals.data_dir = optarg;
+            break;
+        case 'a':
+            globals.api = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            usage(stderr);
+            return CLI_USAGE;
+        }
+    }
+    globals.config = from_env(globals.config, "SEALPOST_CONFIG");
+    globals.data_dir = from_env(globals.data_dir, "SEALPOST_DATA_DIR");
+    globals.api = from_env(globals.api, "SEALPOST_API");
+
+    if (optind >= argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[optind], "version") == 0) {
+        printf("sealpost %s\n", SEALPOST_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[optind], commands[i].group) != 0 ||
+            optind + 1 >= argc || strcmp(argv[optind + 1], commands[i].name))
+            continue;
+        /* The command sees its name as argv[0], like a program. */
+        return commands[i].run(&globals, argc - optind - 1, argv + optind + 1);
+    }
+    fprintf(stderr, "sealpost: unknown command \"%s%s%s\"\n", argv[optind],
+            optind + 1 < argc ? " " : "",
+            optind + 1 < argc ? argv[optind + 1] : "");
+    usage(stderr);
+    return CLI_USAGE;
+}

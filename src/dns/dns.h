@@ -1,0 +1,86 @@
+/*
+ * dns.h: the public face of sealpost's DNS module.
+ *
+ * What it owns today: record tables (table.c), a fixed set of answers read
+ * from a file in the format of sealpost's test material
+ * ("name TXT \"string\" ...", "name NXDOMAIN|SERVFAIL|TIMEOUT"), used by
+ * the CLI's --dns-file and by tests, and the live resolver (resolve.c) on
+ * libunbound.  Both answer through the same sp_dns_answer, so callers
+ * cannot tell a table from the network.
+ */
+#ifndef SP_DNS_H
+#define SP_DNS_H
+
+#include "base/base.h"
+
+typedef enum sp_dns_status {
+    SP_DNS_OK,       /* records holds the answer, possibly empty */
+    SP_DNS_NXDOMAIN, /* the name does not exist */
+    SP_DNS_SERVFAIL, /* the server failed, or DNSSEC validation did */
+    SP_DNS_TIMEOUT,  /* no answer in time */
+} sp_dns_status;
+
+#define SP_DNS_MAX_RECORDS 8
+
+/* One TXT record, its character-strings joined. */
+typedef struct sp_dns_txt_record {
+    const char *text; /* borrowed from the answer's owner */
+    size_t len;
+} sp_dns_txt_record;
+
+typedef struct sp_dns_answer {
+    sp_dns_status status;
+    size_t count; /* records in use */
+    sp_dns_txt_record records[SP_DNS_MAX_RECORDS];
+} sp_dns_answer;
+
+/* ------------------------------------------------------------------------
+ * Record tables
+ */
+
+typedef struct sp_dns_table sp_dns_table;
+
+/*
+ * Parse a table.  Lines: "name TXT \"string\" [\"string\" ...]" (the
+ * strings are joined, as DNS does with a record split into strings; \" \\
+ * and \DDD escapes are understood), "name NXDOMAIN", "name SERVFAIL",
+ * "name TIMEOUT"; '#' starts a comment.  Several TXT lines for one name are
+ * several records.  SP_ESYNTAX names the line at fault.
+ */
+int sp_dns_table_parse(const char *text, size_t len, sp_dns_table **out,
+                       sp_error *err);
+
+/*
+ * Answer a TXT query from the table: names compare without case and
+ * without a final dot; a name not in the table is NXDOMAIN.  The record
+ * texts live as long as the table.
+ */
+void sp_dns_table_txt(const sp_dns_table *table, const char *name,
+                      sp_dns_answer *answer);
+
+void sp_dns_table_free(sp_dns_table *table);
+
+/* ------------------------------------------------------------------------
+ * Live resolver
+ */
+
+typedef struct sp_dns_resolver sp_dns_resolver;
+
+/*
+ * Make a resolver.  server is "ADDR" or "ADDR@PORT" of a recursive server
+ * to ask, or NULL for the servers in /etc/resolv.conf.
+ */
+int sp_dns_resolver_new(const char *server, sp_dns_resolver **out,
+                        sp_error *err);
+
+/*
+ * Ask for the TXT records at name, waiting for the answer (the daemon will
+ * use libunbound's asynchronous calls through the same resolver).  The
+ * record texts live until the next query on this resolver or its free.
+ */
+void sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
+                         sp_dns_answer *answer);
+
+void sp_dns_resolver_free(sp_dns_resolver *resolver);
+
+#endif /* SP_DNS_H */

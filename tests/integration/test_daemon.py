@@ -1,0 +1,111 @@
+"""sealpostd's life cycle: it starts on embedded defaults, says it is
+ready, stops cleanly on SIGTERM or SIGINT, and refuses bad configuration
+with status 2 and a runtime problem with status 3, saying why.
+"""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import SEALPOSTD
+
+
+def start(*args, env=None):
+    return subprocess.Popen([SEALPOSTD, *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+
+
+def wait_ready(proc, timeout=10):
+    """Read stderr until the ready line; return the lines read."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        if not line:
+            break
+        lines.append(line)
+        if " ready " in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"sealpostd never said ready: {lines}")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_starts_ready_and_stops_cleanly(tmp, stop):
+    data = tmp / "data"
+    proc = start("--data-dir", data)
+    lines = wait_ready(proc)
+    assert f"data_dir={data}" in lines[-1]
+    assert "config=embedded-defaults" in lines[-1]
+    assert data.is_dir()
+
+    proc.send_signal(stop)
+    assert proc.wait(timeout=10) == 0
+    rest = proc.stderr.read().decode()
+    assert "stopping signal=" in rest and "stopped" in rest
+
+
+def test_configuration_file_and_option_precedence(tmp):
+    from_file = tmp / "from-file"
+    config = tmp / "sealpost.conf"
+    config.write_text(f"# test\n data_dir = {from_file}\n")
+    proc = start("--config", config)
+    assert f"data_dir={from_file}" in wait_ready(proc)[-1]
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+
+    from_option = tmp / "from-option"
+    proc = start("--config", config, "--data-dir", from_option)
+    assert f"data_dir={from_option}" in wait_ready(proc)[-1]
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+
+
+def test_environment_names_the_data_dir(tmp):
+    env = dict(os.environ, SEALPOST_DATA_DIR=str(tmp / "env"))
+    proc = start(env=env)
+    assert f"data_dir={tmp / 'env'}" in wait_ready(proc)[-1]
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("content,words", [
+    ("data_dri = /tmp\n", "unknown setting"),
+    ("no equals sign\n", "expected key = value"),
+])
+def test_bad_configuration_is_refused(tmp, content, words):
+    config = tmp / "bad.conf"
+    config.write_text(content)
+    proc = start("--config", config)
+    assert proc.wait(timeout=10) == 2
+    assert words in proc.stderr.read().decode()
+
+
+def test_missing_configuration_file_is_refused(tmp):
+    proc = start("--config", tmp / "absent.conf")
+    assert proc.wait(timeout=10) == 2
+    assert "absent.conf" in proc.stderr.read().decode()
+
+
+def test_options_of_parts_not_built_are_refused_not_ignored(tmp):
+    proc = start("--data-dir", tmp, "--smtp-listen", "127.0.0.1:2525")
+    assert proc.wait(timeout=10) == 2
+    assert "--smtp-listen" in proc.stderr.read().decode()
+
+
+def test_unusable_data_dir_is_a_runtime_failure(tmp):
+    blocker = tmp / "file"
+    blocker.write_text("not a directory")
+    proc = start("--data-dir", blocker / "sub")
+    assert proc.wait(timeout=10) == 3
+    assert "data_dir=" in proc.stderr.read().decode()
+
+
+def test_help_and_version():
+    done = subprocess.run([SEALPOSTD, "--help"], capture_output=True)
+    assert done.returncode == 0 and b"usage: sealpostd" in done.stdout
+    done = subprocess.run([SEALPOSTD, "--version"], capture_output=True)
+    assert done.returncode == 0 and done.stdout.startswith(b"sealpostd ")
