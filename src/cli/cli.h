@@ -5,6 +5,11 @@
  *   io.c        cli_read_*, cli_write_all: whole files and streams
  *   dkim_sign.c cli_dkim_sign
  *   dkim_verify.c cli_dkim_verify
+ *   dkim_audit.c cli_dkim_audit
+ *   dmarc_record.c cli_dmarc_record
+ *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
+ *               _export: the key lifecycle
+ *   dns_update.c cli_dns_update: dynamic updates of TXT records
  *
  * Exit statuses are those of the design: 0 success, 1 a negative answer,
  * 2 usage or configuration, 3 runtime failure; commands add finer ones.
@@ -13,6 +18,7 @@
 #define SP_CLI_H
 
 #include "base/base.h"
+#include "config/config.h"
 
 enum cli_exit {
     CLI_OK = 0,
@@ -50,7 +56,27 @@ bool cli_parse_duration(const char *text, int64_t *seconds);
  */
 bool cli_parse_number(const char *text, int64_t min, int64_t max, int64_t *out);
 
+/*
+ * The configuration a command runs with: embedded defaults, then the file
+ * (--config, SEALPOST_CONFIG), then --data-dir or SEALPOST_DATA_DIR; the
+ * rules between settings checked.  Returns CLI_OK, or the exit status
+ * after printing why.
+ */
+int cli_config(const cli_globals *globals, sp_config *config);
+
+/* The DNS source of a command: --resolver, else the configured one. */
+const char *cli_resolver(const sp_config *config, const char *option);
+
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_dns(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_rotate(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_activate(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_status(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_export(const cli_globals *globals, int argc, char **argv);
+int cli_dns_update(const cli_globals *globals, int argc, char **argv);
+int cli_dkim_audit(const cli_globals *globals, int argc, char **argv);
+int cli_dmarc_record(const cli_globals *globals, int argc, char **argv);
 
 #endif /* SP_CLI_H */

@@ -8,9 +8,14 @@
  *   ed.pem
  * The engine refuses bare CR or LF; --fix-eol normalizes them first, and
  * the output then carries the normalized bytes, which are what was signed.
+ *
+ * With --domain and no --key, the domain's active keys from sealpost's
+ * store sign, as sealpostd would, with x= from dkim_signature_expiry; each
+ * signature is recorded, so the key's retirement waits for its x=.
  */
 #include "cli.h"
 #include "dkim/dkim.h"
+#include "keys/keys.h"
 #include "mail/mail.h"
 
 #include <getopt.h>
@@ -38,6 +43,9 @@ struct sign_options {
     char *names_text;               /* owned */
     bool custom_names;
     bool fix_eol;
+    bool expire_given;              /* --expire was given */
+    const char *store_domain;       /* sign with this domain's stored keys */
+    int64_t key_ids[SIGN_MAX_KEYS]; /* their store ids */
 };
 
 static void
@@ -147,7 +155,7 @@ sign_parse(struct sign_options *opt, int argc, char **argv)
     sp_error err;
     int option, rc = CLI_OK;
 
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then re-reads the option string */
     while (rc == CLI_OK &&
            (option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (option) {
@@ -168,6 +176,7 @@ sign_parse(struct sign_options *opt, int argc, char **argv)
             }
             break;
         case 'x':
+            opt->expire_given = true;
             if (!cli_parse_duration(optarg, &opt->expire_after)) {
                 fprintf(stderr,
                         "sealpost: --expire %s: expected a number "
@@ -202,7 +211,10 @@ sign_parse(struct sign_options *opt, int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (rc == CLI_OK && (opt->count == 0 || optind != argc)) {
+    if (rc == CLI_OK && opt->count == 0 && domain != NULL && selector == NULL)
+        opt->store_domain = domain;
+    if (rc == CLI_OK &&
+        ((opt->count == 0 && opt->store_domain == NULL) || optind != argc)) {
         sign_usage(stderr);
         rc = CLI_USAGE;
     }
@@ -278,6 +290,74 @@ sign_run(struct sign_options *opt, const sp_buf *message)
     return CLI_OK;
 }
 
+/*
+ * Take the active keys of opt->store_domain from the store as the
+ * signatures to make.  Unconfirmed keys (activated by hand) sign with a
+ * warning.  Returns a CLI status.
+ */
+static int
+sign_store_keys(struct sign_options *opt, sp_keys *keys,
+                const sp_config *config)
+{
+    sp_store_key *rows = NULL;
+    size_t count = 0;
+    sp_error err;
+    int rc = CLI_OK;
+
+    if (sp_store_key_list(sp_keys_store(keys), opt->store_domain, &rows, &count,
+                          &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        return CLI_RUNTIME;
+    }
+    for (size_t i = 0; i < count && rc == CLI_OK; i++) {
+        if (rows[i].state != SP_STORE_KEY_ACTIVE)
+            continue;
+        if (opt->count == SIGN_MAX_KEYS ||
+            sp_keys_private(keys, &rows[i], &opt->keys[opt->count], &err) !=
+                SP_OK) {
+            fprintf(stderr, "sealpost: %s\n", err.text);
+            rc = CLI_RUNTIME;
+            break;
+        }
+        if (rows[i].unconfirmed)
+            fprintf(stderr,
+                    "sealpost: warning: %s signs unconfirmed: sealpost has "
+                    "not seen its record in DNS\n",
+                    rows[i].selector);
+        opt->key_ids[opt->count] = rows[i].id;
+        opt->specs[opt->count] = (sp_dkim_sign_spec){
+            .domain = opt->store_domain,
+            .selector = sp_xstrdup(rows[i].selector),
+            .key = opt->keys[opt->count],
+        };
+        opt->count++;
+    }
+    sp_store_keys_free(rows, count);
+    if (rc == CLI_OK && opt->count == 0) {
+        fprintf(stderr,
+                "sealpost: %s has no active key; see sealpost dkim status "
+                "%s\n",
+                opt->store_domain, opt->store_domain);
+        rc = CLI_NEGATIVE;
+    }
+    if (rc == CLI_OK && !opt->expire_given)
+        opt->expire_after = config->dkim_signature_expiry;
+    return rc;
+}
+
+/* Record each stored key's signature, with its x=, for its lifecycle. */
+static void
+sign_record(const struct sign_options *opt, sp_keys *keys)
+{
+    int64_t expiry = opt->expire_after ? opt->now + opt->expire_after : 0;
+    sp_error err;
+
+    for (size_t i = 0; i < opt->count; i++)
+        if (sp_store_key_signed(sp_keys_store(keys), opt->key_ids[i], expiry,
+                                NULL, &err) != SP_OK)
+            fprintf(stderr, "sealpost: warning: %s\n", err.text);
+}
+
 int
 cli_dkim_sign(const cli_globals *globals, int argc, char **argv)
 {
@@ -287,18 +367,39 @@ cli_dkim_sign(const cli_globals *globals, int argc, char **argv)
         .now = (int64_t)time(NULL),
     };
     sp_buf message = SP_BUF_INIT;
+    sp_config config;
+    sp_keys *keys = NULL;
+    sp_error err;
     int rc;
 
-    (void)globals;
+    sp_config_defaults(&config);
     rc = sign_parse(&opt, argc, argv);
+    if (rc == CLI_OK && opt.store_domain != NULL) {
+        sp_config_free(&config);
+        rc = cli_config(globals, &config);
+        if (rc == CLI_OK &&
+            sp_keys_open(&config, false, &keys, &err) != SP_OK) {
+            fprintf(stderr, "sealpost: %s\n", err.text);
+            rc = CLI_RUNTIME;
+        }
+        if (rc == CLI_OK)
+            rc = sign_store_keys(&opt, keys, &config);
+    }
     if (rc == CLI_OK)
         rc = sign_read(&opt, &message);
     if (rc == CLI_OK)
         rc = sign_run(&opt, &message);
+    if (rc == CLI_OK && keys != NULL)
+        sign_record(&opt, keys);
 
     sp_buf_free(&message);
-    for (size_t i = 0; i < opt.count; i++)
+    for (size_t i = 0; i < opt.count; i++) {
         sp_dkim_key_free(opt.keys[i]);
+        if (opt.store_domain != NULL)
+            free((char *)opt.specs[i].selector);
+    }
     free(opt.names_text);
+    sp_keys_close(keys);
+    sp_config_free(&config);
     return rc < 0 ? CLI_OK : rc;
 }

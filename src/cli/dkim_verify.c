@@ -389,7 +389,7 @@ verify_parse(struct verify_options *opt, const char **dns_file, int argc,
     int64_t number;
     int option;
 
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then re-reads the option string */
     while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (option) {
         case 'f':

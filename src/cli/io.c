@@ -1,14 +1,15 @@
 /*
  * io.c: reading and writing whole files for the command line tool.
  *
- * Owns cli_read_file, cli_write_all, cli_parse_duration and
- * cli_parse_number.  Commands work
+ * Owns cli_read_file, cli_write_all, cli_parse_duration, cli_parse_number,
+ * cli_config and cli_resolver.  Commands work
  * on messages that fit in memory; the daemon streams, the CLI need not.
  */
 #include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,4 +113,32 @@ cli_parse_number(const char *text, int64_t min, int64_t max, int64_t *out)
         return false;
     *out = value;
     return true;
+}
+
+int
+cli_config(const cli_globals *globals, sp_config *config)
+{
+    sp_error err;
+
+    sp_config_defaults(config);
+    if (globals->config != NULL &&
+        sp_config_read(config, globals->config, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        return err.code == SP_EIO ? CLI_RUNTIME : CLI_USAGE;
+    }
+    if (globals->data_dir != NULL)
+        sp_config_set(config, "data_dir", globals->data_dir, NULL);
+    if (sp_config_check(config, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: configuration: %s\n", err.text);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+const char *
+cli_resolver(const sp_config *config, const char *option)
+{
+    if (option != NULL)
+        return option;
+    return config->resolver[0] != '\0' ? config->resolver : NULL;
 }

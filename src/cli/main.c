@@ -29,6 +29,23 @@ static const struct cli_command commands[] = {
      "add DKIM signatures to a message (stdin to stdout)"},
     {"dkim", "verify", cli_dkim_verify,
      "verify the DKIM signatures of messages"},
+    {"dkim", "keygen", cli_dkim_keygen,
+     "make a domain's keys (pending until DNS shows them)"},
+    {"dkim", "dns", cli_dkim_dns, "print the TXT records to publish"},
+    {"dkim", "rotate", cli_dkim_rotate,
+     "move a domain's keys along their lifecycle"},
+    {"dkim", "activate", cli_dkim_activate,
+     "make a pending key sign without seeing its record"},
+    {"dkim", "status", cli_dkim_status,
+     "each key, its state and what blocks it"},
+    {"dkim", "export", cli_dkim_export,
+     "print a private key (explicit request only)"},
+    {"dns", "update", cli_dns_update,
+     "publish or delete a TXT record (RFC 2136, TSIG)"},
+    {"dkim", "audit", cli_dkim_audit,
+     "check a domain's published DKIM, DomainKeys and DMARC records"},
+    {"dmarc", "record", cli_dmarc_record,
+     "print a DMARC record for a domain, with advice"},
 };
 
 static void

@@ -1,32 +1,40 @@
 /*
  * daemon.h: names shared by the files of sealpostd.
  *
- *   main.c    options, start-up, the wait for a stop signal
- *   config.c  daemon_config_*: the configuration file
+ *   main.c      options, start-up, the event loop, shutdown
+ *   dkim_task.c daemon_dkim_*: the DKIM key lifecycle on a schedule
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
 
 #include "base/base.h"
+#include "config/config.h"
+#include "dns/dns.h"
+#include "events/events.h"
+#include "keys/keys.h"
 
-/* The daemon's settings: embedded defaults, then the file, then options. */
-typedef struct daemon_config {
-    char *data_dir; /* where SQLite files and the spool live; owned */
-} daemon_config;
+struct dkim_domain_check;
 
-/* Set the embedded defaults. */
-void daemon_config_defaults(daemon_config *config);
+/* The lifecycle task: what it uses, borrowed from the daemon. */
+struct daemon_dkim {
+    const sp_config *config;
+    sp_keys *keys;
+    sp_events *events;
+    sp_dns_resolver *resolver;        /* driven by the event loop */
+    struct dkim_domain_check *checks; /* domains waiting for DNS */
+};
 
 /*
- * Read a configuration file: "key = value" lines, '#' comments.  Unknown
- * keys and malformed lines are errors (SP_ESYNTAX naming the line), so a
- * mistyped setting never silently keeps its default.
+ * Refuse to start on keys that break the rules: an active t=y key of a
+ * domain not in dkim_testing_domains.  Warns about keys that sign
+ * unconfirmed.
  */
-int daemon_config_read(daemon_config *config, const char *path, sp_error *err);
+int daemon_dkim_startup(struct daemon_dkim *task, sp_error *err);
 
-/* Replace a string setting with a copy of value. */
-void daemon_config_set(char **setting, const char *value);
+/* Start a lifecycle check of every configured domain. */
+void daemon_dkim_check(struct daemon_dkim *task);
 
-void daemon_config_free(daemon_config *config);
+/* Drop checks still waiting for DNS, before the resolver goes. */
+void daemon_dkim_stop(struct daemon_dkim *task);
 
 #endif /* SP_DAEMON_H */

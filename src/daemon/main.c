@@ -1,15 +1,19 @@
 /*
- * main.c: sealpostd, the sealpost daemon: options, start-up and shutdown.
+ * main.c: sealpostd, the sealpost daemon: options, start-up, the event
+ * loop and shutdown.
  *
- * Owns main.  Today the daemon prepares its data directory, says it is
- * ready and waits for SIGTERM or SIGINT, then stops cleanly; the SMTP
- * server, the queue and the HTTP API attach to this skeleton as they are
- * built.  Options that configure parts not yet built are refused with a
- * clear message rather than accepted and ignored.
+ * Owns main.  Start-up reads the configuration (embedded defaults, the
+ * file, then options) and refuses one that breaks its rules, prepares the
+ * data directory, opens key management and the event log, and checks the
+ * keys.  Then one libevent loop runs: the stop signals, the resolver's
+ * descriptor and the DKIM lifecycle timer.  The SMTP server, the queue and
+ * the HTTP API attach to this loop as they are built; options that
+ * configure parts not yet built are refused rather than ignored.
  */
 #include "daemon.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,12 +29,28 @@
 struct daemon_options {
     const char *config;   /* --config or SEALPOST_CONFIG */
     const char *data_dir; /* --data-dir or SEALPOST_DATA_DIR */
+    const char *resolver; /* --resolver */
+};
+
+/* Everything the running daemon holds. */
+struct daemon {
+    sp_config config;
+    struct event_base *base;
+    struct event *stop_term;  /* SIGTERM */
+    struct event *stop_int;   /* SIGINT */
+    struct event *dns_ready;  /* the resolver's descriptor */
+    struct event *dkim_timer; /* the lifecycle schedule */
+    sp_keys *keys;
+    sp_events *events;
+    sp_dns_resolver *resolver;
+    struct daemon_dkim dkim;
 };
 
 static void
 usage(FILE *out)
 {
     fprintf(out, "usage: sealpostd [--config FILE] [--data-dir DIR]\n"
+                 "                 [--resolver ADDR@PORT]\n"
                  "\n"
                  "Runs on embedded defaults without a configuration file;\n"
                  "options override the file, which overrides the defaults.\n"
@@ -43,10 +63,10 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
         {"data-dir", required_argument, NULL, 'd'},
+        {"resolver", required_argument, NULL, 'R'},
         {"smtp-listen", required_argument, NULL, 'S'},
         {"http-listen", required_argument, NULL, 'H'},
         {"smarthost", required_argument, NULL, 'M'},
-        {"resolver", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -61,10 +81,12 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
         case 'd':
             opt->data_dir = optarg;
             break;
+        case 'R':
+            opt->resolver = optarg;
+            break;
         case 'S':
         case 'H':
         case 'M':
-        case 'R':
             sp_log_fatal(2,
                          "option --%s: that part of sealpostd is not "
                          "built yet",
@@ -90,6 +112,25 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
         opt->data_dir = getenv("SEALPOST_DATA_DIR");
 }
 
+/* Embedded defaults, then the file, then the options; then the rules. */
+static void
+load_config(struct daemon *daemon, const struct daemon_options *opt)
+{
+    const char *source = opt->config ? opt->config : "embedded-defaults";
+    sp_error err;
+
+    sp_config_defaults(&daemon->config);
+    if (opt->config != NULL && *opt->config != '\0' &&
+        sp_config_read(&daemon->config, opt->config, &err) != SP_OK)
+        sp_log_fatal(2, "config=%s error=\"%s\"", source, err.text);
+    if (opt->data_dir != NULL && *opt->data_dir != '\0')
+        sp_config_set(&daemon->config, "data_dir", opt->data_dir, NULL);
+    if (opt->resolver != NULL)
+        sp_config_set(&daemon->config, "resolver", opt->resolver, NULL);
+    if (sp_config_check(&daemon->config, &err) != SP_OK)
+        sp_log_fatal(2, "config=%s error=\"%s\"", source, err.text);
+}
+
 /* Make the data directory (one level) and check it is usable. */
 static void
 prepare_data_dir(const char *path)
@@ -104,45 +145,132 @@ prepare_data_dir(const char *path)
         sp_log_fatal(3, "data_dir=%s error=\"%s\"", path, strerror(errno));
 }
 
+static void
+on_stop(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct daemon *daemon = arg;
+
+    (void)what;
+    sp_log_info("stopping signal=%s",
+                signal_number == SIGTERM ? "TERM" : "INT");
+    event_base_loopbreak(daemon->base);
+}
+
+static void
+on_dns(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *daemon = arg;
+    sp_error err;
+
+    (void)fd;
+    (void)what;
+    if (sp_dns_resolver_process(daemon->resolver, &err) != SP_OK)
+        sp_log_warning("dns error=\"%s\"", err.text);
+}
+
+static void
+on_dkim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *daemon = arg;
+
+    (void)fd;
+    (void)what;
+    daemon_dkim_check(&daemon->dkim);
+}
+
+/* Open what the daemon keeps: keys, events, resolver; check the keys. */
+static void
+open_services(struct daemon *daemon)
+{
+    const sp_config *config = &daemon->config;
+    sp_error err;
+
+    if (sp_keys_open(config, true, &daemon->keys, &err) != SP_OK ||
+        sp_events_open(config->data_dir, true, &daemon->events, &err) !=
+            SP_OK ||
+        sp_dns_resolver_new(config->resolver[0] ? config->resolver : NULL,
+                            &daemon->resolver, &err) != SP_OK)
+        sp_log_fatal(3, "startup error=\"%s\"", err.text);
+    daemon->dkim = (struct daemon_dkim){
+        .config = config,
+        .keys = daemon->keys,
+        .events = daemon->events,
+        .resolver = daemon->resolver,
+    };
+    if (daemon_dkim_startup(&daemon->dkim, &err) != SP_OK)
+        sp_log_fatal(2, "config error=\"%s\"", err.text);
+}
+
+/* The loop's events: stop signals, DNS answers, the lifecycle timer. */
+static void
+add_events(struct daemon *daemon)
+{
+    struct timeval interval = {
+        .tv_sec = (time_t)daemon->config.dkim_check_interval,
+    };
+
+    daemon->base = event_base_new();
+    if (daemon->base == NULL)
+        sp_log_fatal(3, "cannot make the event loop");
+    daemon->stop_term = evsignal_new(daemon->base, SIGTERM, on_stop, daemon);
+    daemon->stop_int = evsignal_new(daemon->base, SIGINT, on_stop, daemon);
+    daemon->dns_ready =
+        event_new(daemon->base, sp_dns_resolver_fd(daemon->resolver),
+                  EV_READ | EV_PERSIST, on_dns, daemon);
+    daemon->dkim_timer =
+        event_new(daemon->base, -1, EV_PERSIST, on_dkim_timer, daemon);
+    if (daemon->stop_term == NULL || daemon->stop_int == NULL ||
+        daemon->dns_ready == NULL || daemon->dkim_timer == NULL ||
+        event_add(daemon->stop_term, NULL) != 0 ||
+        event_add(daemon->stop_int, NULL) != 0 ||
+        event_add(daemon->dns_ready, NULL) != 0 ||
+        event_add(daemon->dkim_timer, &interval) != 0)
+        sp_log_fatal(3, "cannot set up the event loop");
+}
+
+static void
+shutdown_daemon(struct daemon *daemon)
+{
+    daemon_dkim_stop(&daemon->dkim);
+    event_free(daemon->dkim_timer);
+    event_free(daemon->dns_ready);
+    event_free(daemon->stop_int);
+    event_free(daemon->stop_term);
+    event_base_free(daemon->base);
+    sp_dns_resolver_free(daemon->resolver);
+    sp_events_close(daemon->events);
+    sp_keys_close(daemon->keys);
+    sp_config_free(&daemon->config);
+}
+
 int
 main(int argc, char **argv)
 {
     struct daemon_options opt = {0};
-    daemon_config config;
-    sigset_t stop_signals;
-    int signal_number = 0;
-    sp_error err;
+    struct daemon daemon = {0};
+    char interval[32];
 
     sp_log_init("sealpostd");
     parse_options(&opt, argc, argv);
+    load_config(&daemon, &opt);
+    prepare_data_dir(daemon.config.data_dir);
+    open_services(&daemon);
+    add_events(&daemon);
 
-    /* Embedded defaults, then the file, then the options. */
-    daemon_config_defaults(&config);
-    if (opt.config != NULL && *opt.config != '\0' &&
-        daemon_config_read(&config, opt.config, &err) != SP_OK)
-        sp_log_fatal(2, "config=%s error=\"%s\"", opt.config, err.text);
-    if (opt.data_dir != NULL && *opt.data_dir != '\0')
-        daemon_config_set(&config.data_dir, opt.data_dir);
+    sp_log_info("ready version=%s pid=%ld data_dir=%s config=%s "
+                "dkim_domains=%zu dkim_check_interval=%s",
+                SEALPOST_VERSION, (long)getpid(), daemon.config.data_dir,
+                opt.config ? opt.config : "embedded-defaults",
+                daemon.config.dkim_domains.count,
+                sp_config_duration_text(daemon.config.dkim_check_interval,
+                                        interval, sizeof(interval)));
 
-    /*
-     * Block the stop signals before anything else starts, so they are
-     * taken only by sigwait below and never interrupt start-up midway.
-     */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &stop_signals, NULL) != 0)
-        sp_log_fatal(3, "cannot block signals: %s", strerror(errno));
-    prepare_data_dir(config.data_dir);
+    /* A first lifecycle check at once, then on the schedule. */
+    daemon_dkim_check(&daemon.dkim);
+    if (event_base_dispatch(daemon.base) < 0)
+        sp_log_fatal(3, "the event loop failed");
 
-    sp_log_info("ready version=%s pid=%ld data_dir=%s config=%s",
-                SEALPOST_VERSION, (long)getpid(), config.data_dir,
-                opt.config ? opt.config : "embedded-defaults");
-    if (sigwait(&stop_signals, &signal_number) != 0)
-        sp_log_fatal(3, "sigwait failed");
-    sp_log_info("stopping signal=%s",
-                signal_number == SIGTERM ? "TERM" : "INT");
+    shutdown_daemon(&daemon);
     sp_log_info("stopped");
-    daemon_config_free(&config);
     return 0;
 }

@@ -62,6 +62,13 @@ typedef enum sp_dkim_keytype {
 /* Name of an algorithm as written in a= ("rsa-sha256"). */
 const char *sp_dkim_alg_name(sp_dkim_alg alg);
 
+/*
+ * Whether text is a domain name DKIM can sign for or a selector: ASCII
+ * labels of letters, digits, '-' and '_', at most 63 octets each and 253
+ * in all (internationalized names as A-labels).
+ */
+bool sp_dkim_valid_name(const char *text);
+
 /* Name of a canonicalization ("simple", "relaxed"). */
 const char *sp_dkim_canon_name(sp_dkim_canon canon);
 
@@ -152,6 +159,14 @@ int sp_dkim_keyrec_parse(const char *text, size_t len, sp_dkim_keyrec *rec,
                          sp_error *err);
 
 void sp_dkim_keyrec_free(sp_dkim_keyrec *rec);
+
+/*
+ * Whether two parsed records publish the same public key: Ed25519 as the
+ * same 32 octets, RSA as the same key whichever form each record uses
+ * (SubjectPublicKeyInfo or bare PKCS#1).  Revoked records hold no key and
+ * match nothing.
+ */
+bool sp_dkim_keyrec_same_key(const sp_dkim_keyrec *a, const sp_dkim_keyrec *b);
 
 /* ------------------------------------------------------------------------
  * Signing
@@ -388,5 +403,87 @@ int sp_dkim_verify_auth_results(const sp_dkim_verify *verify,
                                 const char *authserv_id, sp_buf *out);
 
 void sp_dkim_verify_free(sp_dkim_verify *verify);
+
+/* ------------------------------------------------------------------------
+ * Auditing published records (audit.c): findings a person can act on,
+ * for "sealpost dkim audit".  The caller does the DNS.
+ */
+
+/* How much a finding matters; a record's verdict is the worst of them. */
+typedef enum sp_dkim_audit_severity {
+    SP_DKIM_AUDIT_OK,      /* a check passed */
+    SP_DKIM_AUDIT_INFO,    /* a note; nothing to fix */
+    SP_DKIM_AUDIT_WARNING, /* works, but should be fixed */
+    SP_DKIM_AUDIT_ERROR,   /* receivers discard the record or fail the
+                              signatures made with it */
+} sp_dkim_audit_severity;
+
+#define SP_DKIM_AUDIT_MAX_FINDINGS 16
+
+typedef struct sp_dkim_audit_finding {
+    sp_dkim_audit_severity severity;
+    const char *code; /* static word, stable for scripts ("key_weak") */
+    char text[320];   /* a sentence for a person; peer text escaped */
+} sp_dkim_audit_finding;
+
+/*
+ * The findings about one record.  Codes of sp_dkim_audit_record: syntax,
+ * version, version_position, key_type, hash_sha1_only, hash_none, service,
+ * testing, granularity, revoked, key_unreadable, ed25519_spki,
+ * key_too_short, key_weak, key_size; of sp_dkim_audit_match: key_match,
+ * key_mismatch, not_compared, our_record; of sp_dkim_audit_domainkeys:
+ * domainkeys, domainkeys_policy, domainkeys_other.
+ */
+typedef struct sp_dkim_audit {
+    sp_dkim_audit_finding findings[SP_DKIM_AUDIT_MAX_FINDINGS];
+    size_t count;             /* findings in use */
+    size_t dropped;           /* findings past the array, counted only */
+    bool has_key;             /* key_type and key_bits were measured */
+    sp_dkim_keytype key_type; /* k=, RSA when absent */
+    unsigned key_bits;        /* RSA modulus, 256 for Ed25519; 0 unknown */
+} sp_dkim_audit;
+
+/* Empty audit, ready for findings. */
+void sp_dkim_audit_init(sp_dkim_audit *audit);
+
+/*
+ * Add a finding; code must be a static string.  Past
+ * SP_DKIM_AUDIT_MAX_FINDINGS the finding is only counted in dropped.
+ */
+void sp_dkim_audit_add(sp_dkim_audit *audit, sp_dkim_audit_severity severity,
+                       const char *code, const char *fmt, ...) SP_PRINTF(4, 5);
+
+/*
+ * Evaluate the key record text (len bytes, the TXT strings joined) and add
+ * its findings: every tag is judged on its own, the key measured (RSA
+ * under SP_DKIM_RSA_MIN_BITS an error, under SP_DKIM_RSA_WARN_BITS a
+ * warning), and an Ed25519 key in SubjectPublicKeyInfo form named as such.
+ * Returns SP_OK, or SP_ENOMEM with the findings made so far kept.
+ */
+int sp_dkim_audit_record(sp_dkim_audit *audit, const char *text, size_t len);
+
+/*
+ * Compare the published record with ours, the record sealpost holds for
+ * the same selector (sp_dkim_keyrec_same_key), and add key_match (ok),
+ * key_mismatch (error), or why they were not compared.  Returns SP_OK or
+ * SP_ENOMEM.
+ */
+int sp_dkim_audit_match(sp_dkim_audit *audit, const char *published,
+                        size_t published_len, const char *ours,
+                        size_t ours_len);
+
+/*
+ * Evaluate a TXT record found at _domainkey.DOMAIN: a DomainKeys policy
+ * (RFC 4870: o=, t=, r=, n=) is reported as a deprecated protocol, with
+ * what it says; anything else as a note.
+ */
+void sp_dkim_audit_domainkeys(sp_dkim_audit *audit, const char *text,
+                              size_t len);
+
+/* The worst severity of the findings; info counts as ok. */
+sp_dkim_audit_severity sp_dkim_audit_verdict(const sp_dkim_audit *audit);
+
+/* "ok", "info", "warning" or "error". */
+const char *sp_dkim_audit_severity_name(sp_dkim_audit_severity severity);
 
 #endif /* SP_DKIM_H */

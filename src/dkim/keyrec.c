@@ -184,3 +184,24 @@ dkim__keyrec_pkey(const sp_dkim_keyrec *rec, EVP_PKEY **out, sp_error *err)
     *out = pkey;
     return SP_OK;
 }
+
+bool
+sp_dkim_keyrec_same_key(const sp_dkim_keyrec *a, const sp_dkim_keyrec *b)
+{
+    EVP_PKEY *left = NULL, *right = NULL;
+    bool same;
+
+    if (a->revoked || b->revoked || a->type != b->type)
+        return false;
+    if (a->type == SP_DKIM_KEY_ED25519)
+        return a->public_key.len == b->public_key.len &&
+               memcmp(a->public_key.data, b->public_key.data,
+                      a->public_key.len) == 0;
+    same = dkim__keyrec_pkey(a, &left, NULL) == SP_OK &&
+           dkim__keyrec_pkey(b, &right, NULL) == SP_OK &&
+           EVP_PKEY_eq(left, right) == 1;
+    EVP_PKEY_free(left);
+    EVP_PKEY_free(right);
+    ERR_clear_error();
+    return same;
+}

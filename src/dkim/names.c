@@ -3,7 +3,8 @@
  * files of the DKIM module share.
  *
  * Owns dkim__name_*, dkim__canon_parse, dkim__sha256, dkim__sha1,
- * dkim__sodium_ready, and the public name functions sp_dkim_alg_name,
+ * dkim__sodium_ready, and the public name functions sp_dkim_valid_name,
+ * sp_dkim_alg_name,
  * sp_dkim_canon_name, sp_dkim_canon_parse, sp_dkim_status_name and
  * sp_dkim_reason_word.
  *
@@ -25,39 +26,13 @@ name_lower(char c)
 bool
 dkim__name_valid_domain(const char *text, size_t len)
 {
-    size_t label = 0;
-
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-
-        if (c == '.') {
-            if (label == 0 || text[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_'))
-            return false;
-        if (c == '-' && label == 0)
-            return false;
-        if (++label > 63)
-            return false;
-    }
-    return label > 0 && text[len - 1] != '-';
+    return sp_mail_domain_valid(text, len, SP_MAIL_DOMAIN_UNDERSCORE);
 }
 
 bool
-dkim__name_equal(const char *a, size_t a_len, const char *b, size_t b_len)
+sp_dkim_valid_name(const char *text)
 {
-    if (a_len != b_len)
-        return false;
-    for (size_t i = 0; i < a_len; i++)
-        if (name_lower(a[i]) != name_lower(b[i]))
-            return false;
-    return true;
+    return dkim__name_valid_domain(text, strlen(text));
 }
 
 int
@@ -73,6 +48,17 @@ dkim__name_compare(const char *a, size_t a_len, const char *b, size_t b_len)
             return x < y ? -1 : 1;
     }
     return a_len == b_len ? 0 : (a_len < b_len ? -1 : 1);
+}
+
+bool
+dkim__name_equal(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    if (a_len != b_len)
+        return false;
+    for (size_t i = 0; i < a_len; i++)
+        if (name_lower(a[i]) != name_lower(b[i]))
+            return false;
+    return true;
 }
 
 bool

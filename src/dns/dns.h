@@ -7,6 +7,9 @@
  * the CLI's --dns-file and by tests, and the live resolver (resolve.c) on
  * libunbound.  Both answer through the same sp_dns_answer, so callers
  * cannot tell a table from the network.
+ *
+ * Dynamic updates (update.c, RFC 2136 signed with TSIG) publish and
+ * withdraw TXT records on a zone's primary server.
  */
 #ifndef SP_DNS_H
 #define SP_DNS_H
@@ -81,6 +84,59 @@ int sp_dns_resolver_new(const char *server, sp_dns_resolver **out,
 void sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
                          sp_dns_answer *answer);
 
+/*
+ * Asynchronous lookups, for an event loop: start one with
+ * sp_dns_resolver_txt_async; watch sp_dns_resolver_fd for reading and call
+ * sp_dns_resolver_process when it is readable; callback then runs with
+ * the answer, whose texts live only during the call.
+ */
+typedef void (*sp_dns_callback)(void *arg, const sp_dns_answer *answer);
+
+int sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
+                              sp_dns_callback callback, void *arg,
+                              sp_error *err);
+
+/* The descriptor to watch for reading; -1 on failure. */
+int sp_dns_resolver_fd(sp_dns_resolver *resolver);
+
+/* Run the callbacks of the answers that have arrived. */
+int sp_dns_resolver_process(sp_dns_resolver *resolver, sp_error *err);
+
 void sp_dns_resolver_free(sp_dns_resolver *resolver);
+
+/* ------------------------------------------------------------------------
+ * Dynamic updates (update.c): publishing records on a zone's primary
+ *
+ * server is "ADDR" or "ADDR@PORT" (an IPv4 or IPv6 literal; port 53 by
+ * default) of the zone's primary.  tsig is "ALGORITHM:NAME:BASE64SECRET",
+ * ALGORITHM hmac-sha256 or hmac-sha512 (others are refused, saying why),
+ * or NULL or "" to send the update unsigned.  zone is the zone that holds
+ * name.  Both calls wait for the server's answer, at most 5 seconds, and
+ * return SP_OK once it applied the update; otherwise:
+ *   SP_EINVAL  server, tsig, zone, name or ttl unusable (the text names
+ *              the part, never the secret);
+ *   SP_ELIMIT  value longer than 8192 octets;
+ *   SP_EIO     the server refused (the RCODE name, e.g. REFUSED, NOTAUTH
+ *              when it rejects the TSIG key or does not serve the zone,
+ *              NOTZONE, SERVFAIL, and what to change), its answer could
+ *              not be trusted, or it could not be reached or did not
+ *              answer in time (the text says which);
+ *   SP_ENOMEM, SP_ECRYPTO.
+ * After a failure the zone is as it was, except after a timeout, when the
+ * server may still have applied the update.
+ */
+
+/*
+ * Replace the TXT RRset at name with one record holding value (cut into
+ * character-strings of 255 octets), in one atomic update: the old records
+ * and the new one are never both, or neither, published.
+ */
+int sp_dns_update_txt(const char *server, const char *tsig, const char *zone,
+                      const char *name, const char *value, uint32_t ttl,
+                      sp_error *err);
+
+/* Delete the TXT RRset at name; deleting what is not there succeeds. */
+int sp_dns_update_delete(const char *server, const char *tsig, const char *zone,
+                         const char *name, sp_error *err);
 
 #endif /* SP_DNS_H */

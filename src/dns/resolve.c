@@ -2,9 +2,10 @@
  * resolve.c: live DNS through libunbound.
  *
  * Owns sp_dns_resolver_*.  One resolver holds one libunbound context, which
- * caches answers between queries.  Queries here wait for their answer; the
- * daemon's event loop will use libunbound's asynchronous interface behind
- * the same answer type.
+ * caches answers between queries.  The command line waits for each answer
+ * (sp_dns_resolver_txt); the daemon's event loop starts queries and takes
+ * their answers as they come (sp_dns_resolver_txt_async): libunbound then
+ * resolves in a thread of its own and signals through a descriptor.
  *
  * Limits: no DNSSEC trust anchor is configured yet, so answers are not
  * validated; DANE, which needs validation, will add one.
@@ -14,11 +15,16 @@
 #include <string.h>
 #include <unbound.h>
 
-#define RESOLVE_TYPE_TXT 16
-#define RESOLVE_CLASS_IN 1
+#define RESOLVE_TYPE_TXT     16
+#define RESOLVE_CLASS_IN     1
+#define RESOLVE_NEGATIVE_TTL "5" /* seconds a "no such name" is kept */
+
+struct resolve_query;
 
 struct sp_dns_resolver {
     struct ub_ctx *ctx;               /* owned */
+    struct resolve_query *waiting;    /* asynchronous queries not answered
+                                         yet, freed with the resolver */
     sp_buf texts[SP_DNS_MAX_RECORDS]; /* joined strings of the last
                                          answer */
 };
@@ -42,11 +48,21 @@ sp_dns_resolver_new(const char *server, sp_dns_resolver **out, sp_error *err)
      * A named server is used as a forwarder; unbound refuses to ask
      * 127.0.0.1 unless told, and a local server is the usual choice.
      */
-    if (server != NULL) {
+    /*
+     * Asynchronous queries run in a thread, never a forked process.  A
+     * name that did not exist is asked again after a few seconds: a key
+     * record published after a check must not wait out the zone's
+     * negative TTL (often an hour) before its key can sign.
+     */
+    rc = ub_ctx_async(resolver->ctx, 1);
+    if (rc == 0)
+        rc = ub_ctx_set_option(resolver->ctx,
+                               "cache-max-negative-ttl:", RESOLVE_NEGATIVE_TTL);
+    if (rc == 0 && server != NULL) {
         rc = ub_ctx_set_option(resolver->ctx, "do-not-query-localhost:", "no");
         if (rc == 0)
             rc = ub_ctx_set_fwd(resolver->ctx, server);
-    } else {
+    } else if (rc == 0) {
         rc = ub_ctx_resolvconf(resolver->ctx, NULL);
     }
     if (rc != 0) {
@@ -76,21 +92,14 @@ resolve_join(const unsigned char *rdata, size_t len, sp_buf *text)
     return sp_buf_append(text, "", 0) == SP_OK;
 }
 
-void
-sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
-                    sp_dns_answer *answer)
+/* Turn a libunbound result into an answer; texts go into texts[]. */
+static void
+resolve_answer(struct ub_result *result, sp_buf *texts, sp_dns_answer *answer)
 {
-    struct ub_result *result = NULL;
-    int rc;
-
     answer->count = 0;
     answer->status = SP_DNS_SERVFAIL;
-    rc = ub_resolve(resolver->ctx, name, RESOLVE_TYPE_TXT, RESOLVE_CLASS_IN,
-                    &result);
-    if (rc != 0 || result == NULL) {
-        ub_resolve_free(result);
+    if (result == NULL)
         return;
-    }
 
     if (result->nxdomain) {
         answer->status = SP_DNS_NXDOMAIN;
@@ -99,7 +108,7 @@ sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
         for (size_t i = 0; result->havedata && result->data[i] != NULL &&
                            answer->count < SP_DNS_MAX_RECORDS;
              i++) {
-            sp_buf *text = &resolver->texts[answer->count];
+            sp_buf *text = &texts[answer->count];
 
             if (!resolve_join((const unsigned char *)result->data[i],
                               (size_t)result->len[i], text))
@@ -109,7 +118,101 @@ sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
             answer->count++;
         }
     }
+}
+
+void
+sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
+                    sp_dns_answer *answer)
+{
+    struct ub_result *result = NULL;
+
+    if (ub_resolve(resolver->ctx, name, RESOLVE_TYPE_TXT, RESOLVE_CLASS_IN,
+                   &result) != 0) {
+        ub_resolve_free(result);
+        result = NULL;
+    }
+    resolve_answer(result, resolver->texts, answer);
     ub_resolve_free(result);
+}
+
+/* One asynchronous query waiting for its answer. */
+struct resolve_query {
+    sp_dns_callback callback;
+    void *arg;
+    sp_dns_resolver *resolver; /* whose list holds it */
+    struct resolve_query *prev, *next;
+};
+
+static void
+query_unlink(struct resolve_query *query)
+{
+    if (query->prev != NULL)
+        query->prev->next = query->next;
+    else
+        query->resolver->waiting = query->next;
+    if (query->next != NULL)
+        query->next->prev = query->prev;
+}
+
+/* libunbound's callback: convert, hand over, forget. */
+static void
+resolve_done(void *data, int status, struct ub_result *result)
+{
+    struct resolve_query *query = data;
+    sp_buf texts[SP_DNS_MAX_RECORDS];
+    sp_dns_answer answer;
+
+    memset(texts, 0, sizeof(texts));
+    resolve_answer(status == 0 ? result : NULL, texts, &answer);
+    query_unlink(query);
+    query->callback(query->arg, &answer);
+    for (size_t i = 0; i < SP_DNS_MAX_RECORDS; i++)
+        sp_buf_free(&texts[i]);
+    ub_resolve_free(result);
+    sp_free(query);
+}
+
+int
+sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
+                          sp_dns_callback callback, void *arg, sp_error *err)
+{
+    struct resolve_query *query = sp_calloc(1, sizeof(*query));
+    int rc;
+
+    if (query == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    query->callback = callback;
+    query->arg = arg;
+    query->resolver = resolver;
+    query->next = resolver->waiting;
+    if (query->next != NULL)
+        query->next->prev = query;
+    resolver->waiting = query;
+    rc = ub_resolve_async(resolver->ctx, name, RESOLVE_TYPE_TXT,
+                          RESOLVE_CLASS_IN, query, resolve_done, NULL);
+    if (rc != 0) {
+        query_unlink(query);
+        sp_free(query);
+        return sp_err_set(err, SP_EIO, "DNS query for %.200s: %s", name,
+                          ub_strerror(rc));
+    }
+    return SP_OK;
+}
+
+int
+sp_dns_resolver_fd(sp_dns_resolver *resolver)
+{
+    return ub_fd(resolver->ctx);
+}
+
+int
+sp_dns_resolver_process(sp_dns_resolver *resolver, sp_error *err)
+{
+    int rc = ub_process(resolver->ctx);
+
+    if (rc != 0)
+        return sp_err_set(err, SP_EIO, "DNS: %s", ub_strerror(rc));
+    return SP_OK;
 }
 
 void
@@ -117,7 +220,13 @@ sp_dns_resolver_free(sp_dns_resolver *resolver)
 {
     if (resolver == NULL)
         return;
-    ub_ctx_delete(resolver->ctx);
+    ub_ctx_delete(resolver->ctx); /* cancels what is still waiting */
+    while (resolver->waiting != NULL) {
+        struct resolve_query *query = resolver->waiting;
+
+        resolver->waiting = query->next;
+        sp_free(query);
+    }
     for (size_t i = 0; i < SP_DNS_MAX_RECORDS; i++)
         sp_buf_free(&resolver->texts[i]);
     sp_free(resolver);

@@ -6,7 +6,8 @@
  * CR and bare LF into CRLF for callers that accept careless input, and the
  * header index (header.c), which finds the fields of a header section
  * without copying or altering a byte, so signatures computed over those
- * bytes stay valid.  MIME structure (through GMime) will live here too.
+ * bytes stay valid, and the syntax of domain names (domain.c).  MIME structure
+ * (through GMime) will live here too.
  *
  * The module does no I/O and never logs; functions return SP_* codes.
  */
@@ -90,5 +91,19 @@ size_t sp_mail_header_count(const sp_mail_header *header, const char *block,
                             const char *name);
 
 void sp_mail_header_free(sp_mail_header *header);
+
+/*
+ * Options of sp_mail_domain_valid: allow '_' in labels (DKIM selectors,
+ * _dmarc names); require two labels or more.
+ */
+#define SP_MAIL_DOMAIN_UNDERSCORE 0x1u
+#define SP_MAIL_DOMAIN_DOTTED     0x2u
+
+/*
+ * Whether text[0..len) is a domain name: labels of letters, digits and
+ * '-' (not first or last), 1 to 63 octets each, 253 in all, separated by
+ * single dots, no final dot.
+ */
+bool sp_mail_domain_valid(const char *text, size_t len, unsigned flags);
 
 #endif /* SP_MAIL_H */

@@ -148,7 +148,31 @@ def query_txt(name, address="127.0.0.1", port=53, timeout=1.0):
     return flags & 0x000F, records
 
 
-class Dnsmasq:
+class ServerProcess:
+    """What the DNS servers of the tests share: a process writing to a log.
+
+    Subclasses set self.process (a Popen, or None) and self.log_path.
+    """
+
+    stop_timeout = 10
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Dnsmasq(ServerProcess):
     """dnsmasq serving records on address:port while the context lasts.
 
     The configuration and log live in a temporary directory; log() returns
@@ -220,21 +244,6 @@ class Dnsmasq:
         self.stop()
         raise RuntimeError(f"dnsmasq did not answer on {self.address}:"
                            f"{self.port} within {wait} s: {self.log()}")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def server(self):
         """The ADDR@PORT form that sealpost's --resolver takes."""

@@ -109,3 +109,15 @@ def test_help_and_version():
     assert done.returncode == 0 and b"usage: sealpostd" in done.stdout
     done = subprocess.run([SEALPOSTD, "--version"], capture_output=True)
     assert done.returncode == 0 and done.stdout.startswith(b"sealpostd ")
+
+
+def test_example_configuration_is_valid(tmp):
+    """etc/sealpost.conf lists every setting; it must start as it is."""
+    import pathlib
+    example = pathlib.Path(os.environ.get("SEALPOST_SOURCE", ".")) / "etc" / \
+        "sealpost.conf"
+    proc = start("--config", example, "--data-dir", tmp / "data")
+    line = wait_ready(proc)[-1]
+    assert "dkim_domains=1" in line
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0

@@ -124,6 +124,39 @@ header_index_reports_allocation_failure(void **state)
     sp_mail_header_free(&header);
 }
 
+static void
+domain_names_are_checked(void **state)
+{
+    static const char *const good[] = {"example.com", "a-b.example.co.uk",
+                                       "xn--bcher-kva.example"};
+    static const char *const bad[] = {"localhost",
+                                      "-a.example.com",
+                                      "a-.example.com",
+                                      "a..example.com",
+                                      "_dmarc.example.com",
+                                      "example.com.",
+                                      "",
+                                      "exa mple.com"};
+    char long_label[80];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(sp_mail_domain_valid(good[i], strlen(good[i]),
+                                         SP_MAIL_DOMAIN_DOTTED));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sp_mail_domain_valid(bad[i], strlen(bad[i]), SP_MAIL_DOMAIN_DOTTED))
+            fail_msg("accepted %s", bad[i]);
+    memset(long_label, 'a', 64);
+    memcpy(long_label + 64, ".com", 5);
+    assert_false(sp_mail_domain_valid(long_label, strlen(long_label), 0));
+
+    /* Selectors and _dmarc names need '_'; single labels may be allowed. */
+    assert_true(sp_mail_domain_valid("_dmarc.example.com", 18,
+                                     SP_MAIL_DOMAIN_UNDERSCORE));
+    assert_true(sp_mail_domain_valid("sp2027q1r", 9, 0));
+    assert_false(sp_mail_domain_valid("sp2027q1r", 9, SP_MAIL_DOMAIN_DOTTED));
+}
+
 int
 main(void)
 {
@@ -134,6 +167,7 @@ main(void)
         cmocka_unit_test(header_index_keeps_folds_and_finds_names),
         cmocka_unit_test(header_index_treats_bare_lf_as_content),
         cmocka_unit_test(header_index_reports_allocation_failure),
+        cmocka_unit_test(domain_names_are_checked),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

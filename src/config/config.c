@@ -1,0 +1,331 @@
+/*
+ * config.c: sealpost's configuration file, its defaults and its rules.
+ *
+ * Owns sp_config_*.  Each setting is a row of config_table: its key, its
+ * type, where it lives in sp_config and its default, so a new setting is
+ * one row and one struct field.  The cross-setting rules live in
+ * sp_config_check, where each refusal names the settings and the values.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum config_type {
+    CONFIG_STRING,
+    CONFIG_LIST,
+    CONFIG_DURATION,
+    CONFIG_INTEGER,
+};
+
+struct config_row {
+    const char *key;
+    enum config_type type;
+    size_t offset;        /* of the field in sp_config */
+    const char *fallback; /* default, as the file would write it */
+};
+
+#define ROW(key, type, fallback)                                               \
+    {                                                                          \
+#key, type, offsetof(sp_config, key), fallback                         \
+    }
+
+static const struct config_row config_table[] = {
+    ROW(data_dir, CONFIG_STRING, "/var/lib/sealpost"),
+    ROW(master_key_file, CONFIG_STRING, ""),
+    ROW(resolver, CONFIG_STRING, ""),
+    ROW(dkim_domains, CONFIG_LIST, ""),
+    ROW(dkim_testing_domains, CONFIG_LIST, ""),
+    ROW(dkim_algorithms, CONFIG_LIST, "rsa, ed25519"),
+    ROW(dkim_rsa_bits, CONFIG_INTEGER, "2048"),
+    ROW(dkim_rotation_period, CONFIG_DURATION, "90d"),
+    ROW(dkim_signature_expiry, CONFIG_DURATION, "100d"),
+    ROW(dkim_check_interval, CONFIG_DURATION, "1h"),
+    ROW(dkim_record_ttl, CONFIG_DURATION, "1h"),
+    ROW(queue_max_lifetime, CONFIG_DURATION, "3d"),
+    ROW(dns_update_server, CONFIG_STRING, ""),
+    ROW(dns_update_tsig, CONFIG_STRING, ""),
+    ROW(dns_update_zone, CONFIG_STRING, ""),
+};
+
+#undef ROW
+
+static void
+list_clear(sp_config_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+/* Split on commas and whitespace into list, replacing what it held. */
+static void
+list_parse(sp_config_list *list, const char *value)
+{
+    char *copy = sp_xstrdup(value);
+    char *save = NULL;
+
+    list_clear(list);
+    for (char *item = strtok_r(copy, ", \t", &save); item != NULL;
+         item = strtok_r(NULL, ", \t", &save)) {
+        char **grown =
+            realloc(list->items, (list->count + 1) * sizeof(*list->items));
+
+        if (grown == NULL)
+            sp_log_fatal(3, "out of memory reading the configuration");
+        list->items = grown;
+        list->items[list->count++] = sp_xstrdup(item);
+    }
+    free(copy);
+}
+
+/* Parse a duration: digits with an optional unit s, m, h, d or w. */
+static bool
+parse_duration(const char *text, int64_t *out)
+{
+    static const char units[] = "smhdw";
+    static const int64_t seconds[] = {1, 60, 3600, 86400, 604800};
+    int64_t value = 0;
+    const char *p = text;
+
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (value > (INT64_MAX - 9) / 10)
+            return false;
+        value = value * 10 + (*p - '0');
+    }
+    if (*p == '\0') {
+        *out = value;
+        return true;
+    }
+    if (p[1] != '\0' || strchr(units, *p) == NULL)
+        return false;
+    if (value > INT64_MAX / seconds[strchr(units, *p) - units])
+        return false;
+    *out = value * seconds[strchr(units, *p) - units];
+    return true;
+}
+
+/* Apply value to the setting a row describes. */
+static int
+row_apply(sp_config *config, const struct config_row *row, const char *value,
+          sp_error *err)
+{
+    void *field = (char *)config + row->offset;
+    char *end;
+    long long number;
+
+    switch (row->type) {
+    case CONFIG_STRING:
+        free(*(char **)field);
+        *(char **)field = sp_xstrdup(value);
+        return SP_OK;
+    case CONFIG_LIST:
+        list_parse(field, value);
+        return SP_OK;
+    case CONFIG_DURATION:
+        if (!parse_duration(value, field))
+            return sp_err_set(err, SP_ESYNTAX,
+                              "%s = %.40s: expected a duration such as 90d, "
+                              "12h or 3600",
+                              row->key, value);
+        return SP_OK;
+    case CONFIG_INTEGER:
+        errno = 0;
+        number = strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0')
+            return sp_err_set(err, SP_ESYNTAX, "%s = %.40s: expected a number",
+                              row->key, value);
+        *(int64_t *)field = number;
+        return SP_OK;
+    }
+    return SP_EINVAL;
+}
+
+void
+sp_config_defaults(sp_config *config)
+{
+    memset(config, 0, sizeof(*config));
+    for (size_t i = 0; i < sizeof(config_table) / sizeof(config_table[0]); i++)
+        if (row_apply(config, &config_table[i], config_table[i].fallback,
+                      NULL) != SP_OK)
+            sp_log_panic("default of %s does not parse", config_table[i].key);
+}
+
+int
+sp_config_set(sp_config *config, const char *key, const char *value,
+              sp_error *err)
+{
+    for (size_t i = 0; i < sizeof(config_table) / sizeof(config_table[0]); i++)
+        if (strcmp(key, config_table[i].key) == 0)
+            return row_apply(config, &config_table[i], value, err);
+    return sp_err_set(err, SP_ESYNTAX, "unknown setting \"%.60s\"", key);
+}
+
+/* Trim whitespace from both ends of text in place. */
+static char *
+config_trim(char *text)
+{
+    char *end;
+
+    while (*text == ' ' || *text == '\t')
+        text++;
+    end = text + strlen(text);
+    while (end > text && strchr(" \t\r\n", end[-1]))
+        *--end = '\0';
+    return text;
+}
+
+int
+sp_config_read(sp_config *config, const char *path, sp_error *err)
+{
+    FILE *file = fopen(path, "r");
+    char line[4096];
+    size_t number = 0;
+    int rc = SP_OK;
+
+    if (file == NULL)
+        return sp_err_set(err, SP_EIO, "%s: %s", path, strerror(errno));
+    while (rc == SP_OK && fgets(line, sizeof(line), file) != NULL) {
+        char *text = config_trim(line);
+        char *equals = strchr(text, '=');
+        sp_error line_err;
+
+        number++;
+        if (*text == '\0' || *text == '#')
+            continue;
+        if (equals == NULL) {
+            rc = sp_err_set(err, SP_ESYNTAX,
+                            "%s line %zu: expected key = value", path, number);
+            break;
+        }
+        *equals = '\0';
+        rc = sp_config_set(config, config_trim(text), config_trim(equals + 1),
+                           &line_err);
+        if (rc != SP_OK)
+            sp_err_set(err, rc, "%s line %zu: %s", path, number, line_err.text);
+    }
+    if (rc == SP_OK && ferror(file))
+        rc = sp_err_set(err, SP_EIO, "%s: read error", path);
+    fclose(file);
+    return rc;
+}
+
+const char *
+sp_config_duration_text(int64_t seconds, char *buf, size_t size)
+{
+    static const struct {
+        char unit;
+        int64_t seconds;
+    } units[] = {{'w', 604800}, {'d', 86400}, {'h', 3600}, {'m', 60}};
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (seconds > 0 && seconds % units[i].seconds == 0) {
+            snprintf(buf, size, "%lld%c",
+                     (long long)(seconds / units[i].seconds), units[i].unit);
+            return buf;
+        }
+    snprintf(buf, size, "%llds", (long long)seconds);
+    return buf;
+}
+
+int
+sp_config_check(const sp_config *config, sp_error *err)
+{
+    char a[32], b[32];
+
+    if (config->dkim_signature_expiry <= config->dkim_rotation_period)
+        return sp_err_set(
+            err, SP_EINVAL,
+            "dkim_signature_expiry (%s) must be longer than "
+            "dkim_rotation_period (%s): a signature must outlive the key's "
+            "time as the signing key",
+            sp_config_duration_text(config->dkim_signature_expiry, a,
+                                    sizeof(a)),
+            sp_config_duration_text(config->dkim_rotation_period, b,
+                                    sizeof(b)));
+    if (config->dkim_signature_expiry <= config->queue_max_lifetime)
+        return sp_err_set(
+            err, SP_EINVAL,
+            "dkim_signature_expiry (%s) must be longer than "
+            "queue_max_lifetime (%s): a queued message must still verify "
+            "when it is finally delivered",
+            sp_config_duration_text(config->dkim_signature_expiry, a,
+                                    sizeof(a)),
+            sp_config_duration_text(config->queue_max_lifetime, b, sizeof(b)));
+    if (config->dkim_rotation_period <= 0 || config->dkim_check_interval <= 0)
+        return sp_err_set(err, SP_EINVAL,
+                          "dkim_rotation_period and dkim_check_interval "
+                          "must be longer than zero");
+    if (config->dkim_rsa_bits < 1024)
+        return sp_err_set(err, SP_EINVAL,
+                          "dkim_rsa_bits = %lld: RSA keys under 1024 bits are "
+                          "refused (RFC 8301: receivers treat them as "
+                          "invalid); use 2048",
+                          (long long)config->dkim_rsa_bits);
+    if (config->dkim_rsa_bits > 4096)
+        return sp_err_set(err, SP_EINVAL,
+                          "dkim_rsa_bits = %lld: more than 4096 bits does not "
+                          "fit DNS records well; use 2048",
+                          (long long)config->dkim_rsa_bits);
+    for (size_t i = 0; i < config->dkim_algorithms.count; i++)
+        if (strcmp(config->dkim_algorithms.items[i], "rsa") != 0 &&
+            strcmp(config->dkim_algorithms.items[i], "ed25519") != 0)
+            return sp_err_set(err, SP_EINVAL,
+                              "dkim_algorithms: \"%.40s\" is not rsa or "
+                              "ed25519 (rsa-sha1 is never used)",
+                              config->dkim_algorithms.items[i]);
+    if (config->dkim_algorithms.count == 0)
+        return sp_err_set(err, SP_EINVAL,
+                          "dkim_algorithms must name rsa, ed25519 or both");
+    for (size_t i = 0; i < config->dkim_testing_domains.count; i++)
+        if (!sp_config_list_has(&config->dkim_domains,
+                                config->dkim_testing_domains.items[i]))
+            return sp_err_set(err, SP_EINVAL,
+                              "dkim_testing_domains: %.80s is not in "
+                              "dkim_domains",
+                              config->dkim_testing_domains.items[i]);
+    return SP_OK;
+}
+
+const char *
+sp_config_master_key(const sp_config *config, char *buf, size_t size)
+{
+    if (config->master_key_file[0] != '\0')
+        snprintf(buf, size, "%s", config->master_key_file);
+    else
+        snprintf(buf, size, "%s/master.key", config->data_dir);
+    return buf;
+}
+
+bool
+sp_config_list_has(const sp_config_list *list, const char *item)
+{
+    for (size_t i = 0; i < list->count; i++)
+        if (strcasecmp(list->items[i], item) == 0)
+            return true;
+    return false;
+}
+
+void
+sp_config_free(sp_config *config)
+{
+    for (size_t i = 0; i < sizeof(config_table) / sizeof(config_table[0]);
+         i++) {
+        void *field = (char *)config + config_table[i].offset;
+
+        if (config_table[i].type == CONFIG_STRING) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (config_table[i].type == CONFIG_LIST) {
+            list_clear(field);
+        }
+    }
+}

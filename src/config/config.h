@@ -1,0 +1,87 @@
+/*
+ * config.h: the public face of sealpost's configuration: the file that
+ * sealpostd and the sealpost command both read, its embedded defaults and
+ * the rules that tie settings together.
+ *
+ * The file is one "key = value" per line, '#' comments.  Every setting is
+ * a row of one table (config.c), with its type and default; unknown keys
+ * and malformed values are errors naming the line, so a typo never passes
+ * silently.  Lists are written with commas or spaces.  Durations take the
+ * units s, m, h, d and w ("90d").
+ *
+ * Precedence: embedded defaults, then the file, then options (each program
+ * applies its options with sp_config_set after reading the file).
+ *
+ * Out-of-memory policy: this module serves the programs only and stops the
+ * process when memory runs out, as they do.
+ */
+#ifndef SP_CONFIG_H
+#define SP_CONFIG_H
+
+#include "base/base.h"
+
+/* A list setting: owned strings. */
+typedef struct sp_config_list {
+    char **items;
+    size_t count;
+} sp_config_list;
+
+typedef struct sp_config {
+    char *data_dir;        /* SQLite files and the spool */
+    char *master_key_file; /* key that seals private keys at rest; ""
+                              means data_dir/master.key */
+    char *resolver;        /* "ADDR@PORT", or "" for /etc/resolv.conf */
+
+    sp_config_list dkim_domains;         /* domains that sign */
+    sp_config_list dkim_testing_domains; /* domains allowed t=y keys */
+    sp_config_list dkim_algorithms;      /* "rsa", "ed25519" */
+    int64_t dkim_rsa_bits;               /* size of new RSA keys */
+    int64_t dkim_rotation_period;        /* seconds between new keys */
+    int64_t dkim_signature_expiry;       /* seconds from t= to x= */
+    int64_t dkim_check_interval;         /* seconds between lifecycle
+                                            checks in the daemon */
+    int64_t dkim_record_ttl;             /* TTL of published records */
+    int64_t queue_max_lifetime;          /* seconds a message may wait */
+
+    char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
+    char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */
+    char *dns_update_zone;   /* zone to update; "" means the domain */
+} sp_config;
+
+/* Fill config with the embedded defaults. */
+void sp_config_defaults(sp_config *config);
+
+/*
+ * Read a file over the current settings.  SP_EIO when it cannot be read,
+ * SP_ESYNTAX naming the line for anything malformed or unknown.
+ */
+int sp_config_read(sp_config *config, const char *path, sp_error *err);
+
+/*
+ * Set one setting from text, as a line of the file would.  SP_ESYNTAX
+ * (unknown key, malformed value) with the reason in err.
+ */
+int sp_config_set(sp_config *config, const char *key, const char *value,
+                  sp_error *err);
+
+/*
+ * The rules between settings, checked when a program starts: signature
+ * expiry longer than the rotation period and than the queue's lifetime;
+ * RSA keys of 1024 to 4096 bits; known algorithms; testing domains among
+ * the signing domains.  SP_EINVAL naming the settings and their values.
+ */
+int sp_config_check(const sp_config *config, sp_error *err);
+
+/* The master key file's path: the setting, or data_dir/master.key. */
+const char *sp_config_master_key(const sp_config *config, char *buf,
+                                 size_t size);
+
+/* Whether a list holds item (case-insensitive, for domain names). */
+bool sp_config_list_has(const sp_config_list *list, const char *item);
+
+/* Format a duration for people: "90d", "12h", "45s". */
+const char *sp_config_duration_text(int64_t seconds, char *buf, size_t size);
+
+void sp_config_free(sp_config *config);
+
+#endif /* SP_CONFIG_H */

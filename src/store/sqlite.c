@@ -1,0 +1,398 @@
+/*
+ * sqlite.c: the embedded store backend, SQLite in data_dir/sealpost.db.
+ *
+ * Owns store__sqlite_open and the functions of its table.  The database
+ * runs in WAL mode with full synchronization, so a commit is on disk when
+ * the call returns, and the daemon and the command line may use it at
+ * once (each waits up to STORE_BUSY_MS for the other's lock).
+ *
+ * The schema carries a version (PRAGMA user_version), checked at open: an
+ * older one is upgraded step by step, a newer one refused untouched.
+ */
+#include "store_int.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_MS        5000
+
+/* The schema, version 1. */
+static const char store_schema_1[] =
+    "CREATE TABLE dkim_keys ("
+    " id INTEGER PRIMARY KEY,"
+    " domain TEXT NOT NULL COLLATE NOCASE,"
+    " selector TEXT NOT NULL COLLATE NOCASE,"
+    " algorithm TEXT NOT NULL,"
+    " bits INTEGER NOT NULL,"
+    " testing INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " unconfirmed INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " activated INTEGER NOT NULL DEFAULT 0,"
+    " retiring INTEGER NOT NULL DEFAULT 0,"
+    " retired INTEGER NOT NULL DEFAULT 0,"
+    " last_expiry INTEGER NOT NULL DEFAULT 0,"
+    " signatures INTEGER NOT NULL DEFAULT 0,"
+    " public_record TEXT NOT NULL,"
+    " sealed_private BLOB NOT NULL,"
+    " UNIQUE (domain, selector));"
+    "CREATE TABLE queued_signatures ("
+    " key_id INTEGER NOT NULL REFERENCES dkim_keys(id),"
+    " message TEXT NOT NULL,"
+    " PRIMARY KEY (key_id, message));"
+    "CREATE INDEX queued_by_message ON queued_signatures(message);";
+
+struct store_sqlite {
+    sqlite3 *db;
+};
+
+/* Fill err from the database's last error. */
+static int
+sqlite_fail(struct store_sqlite *self, sp_error *err, const char *doing)
+{
+    return sp_err_set(err, SP_EIO, "store: %s: %s", doing,
+                      sqlite3_errmsg(self->db));
+}
+
+static int
+sqlite_exec(struct store_sqlite *self, const char *sql, sp_error *err)
+{
+    if (sqlite3_exec(self->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "setting up the database");
+    return SP_OK;
+}
+
+/* Create or upgrade the schema; refuse one from a newer sealpost. */
+static int
+sqlite_schema(struct store_sqlite *self, sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int version, rc;
+
+    if (sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &stmt, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return sqlite_fail(self, err, "reading the schema version");
+    }
+    version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+
+    if (version > STORE_SCHEMA_VERSION)
+        return sp_err_set(err, SP_EINVAL,
+                          "store: the database has schema version %d, newer "
+                          "than this sealpost (%d); run a newer sealpost",
+                          version, STORE_SCHEMA_VERSION);
+    if (version == STORE_SCHEMA_VERSION)
+        return SP_OK;
+
+    rc = sqlite_exec(self, "BEGIN IMMEDIATE", err);
+    if (rc == SP_OK && version < 1)
+        rc = sqlite_exec(self, store_schema_1, err);
+    if (rc == SP_OK)
+        rc = sqlite_exec(self, "PRAGMA user_version = 1", err);
+    if (rc == SP_OK)
+        return sqlite_exec(self, "COMMIT", err);
+    sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void
+sqlite_close(void *impl)
+{
+    struct store_sqlite *self = impl;
+
+    sqlite3_close(self->db);
+    sp_free(self);
+}
+
+/* Key rows are read and written with the same column order. */
+#define KEY_COLUMNS                                                            \
+    "id, domain, selector, algorithm, bits, testing, state, unconfirmed, "     \
+    "created, activated, retiring, retired, last_expiry, signatures, "         \
+    "public_record, sealed_private"
+
+static int
+sqlite_key_insert(void *impl, sp_store_key *key, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(
+            self->db,
+            "INSERT INTO dkim_keys (domain, selector, algorithm, bits, "
+            "testing, state, created, public_record, sealed_private) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "adding a key");
+    sqlite3_bind_text(stmt, 1, key->domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, key->selector, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, key->algorithm, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, (int)key->bits);
+    sqlite3_bind_int(stmt, 5, key->testing);
+    sqlite3_bind_text(stmt, 6, sp_store_key_state_name(key->state), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, key->created);
+    sqlite3_bind_text(stmt, 8, key->public_record, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 9, key->sealed.data, (int)key->sealed.len,
+                      SQLITE_STATIC);
+
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_CONSTRAINT)
+        return sp_err_set(err, SP_EINVAL,
+                          "selector %s of %s was used before; selectors "
+                          "are never reused",
+                          key->selector, key->domain);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(self, err, "adding a key");
+    key->id = sqlite3_last_insert_rowid(self->db);
+    return SP_OK;
+}
+
+/* Copy one result row into key. */
+static int
+sqlite_key_row(sqlite3_stmt *stmt, sp_store_key *key)
+{
+    const char *text;
+
+    memset(key, 0, sizeof(*key));
+    key->id = sqlite3_column_int64(stmt, 0);
+    snprintf(key->domain, sizeof(key->domain), "%s",
+             (const char *)sqlite3_column_text(stmt, 1));
+    snprintf(key->selector, sizeof(key->selector), "%s",
+             (const char *)sqlite3_column_text(stmt, 2));
+    snprintf(key->algorithm, sizeof(key->algorithm), "%s",
+             (const char *)sqlite3_column_text(stmt, 3));
+    key->bits = (unsigned)sqlite3_column_int(stmt, 4);
+    key->testing = sqlite3_column_int(stmt, 5) != 0;
+    text = (const char *)sqlite3_column_text(stmt, 6);
+    if (text == NULL || sp_store_key_state_parse(text, &key->state) != SP_OK)
+        return SP_EIO;
+    key->unconfirmed = sqlite3_column_int(stmt, 7) != 0;
+    key->created = sqlite3_column_int64(stmt, 8);
+    key->activated = sqlite3_column_int64(stmt, 9);
+    key->retiring = sqlite3_column_int64(stmt, 10);
+    key->retired = sqlite3_column_int64(stmt, 11);
+    key->last_expiry = sqlite3_column_int64(stmt, 12);
+    key->signatures = sqlite3_column_int64(stmt, 13);
+    text = (const char *)sqlite3_column_text(stmt, 14);
+    key->public_record = sp_strndup(text ? text : "", text ? strlen(text) : 0);
+    if (key->public_record == NULL ||
+        sp_buf_append(&key->sealed, sqlite3_column_blob(stmt, 15),
+                      (size_t)sqlite3_column_bytes(stmt, 15)) != SP_OK)
+        return SP_ENOMEM;
+    return SP_OK;
+}
+
+static int
+sqlite_key_list(void *impl, const char *domain, sp_store_key **keys,
+                size_t *count, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    sp_store_key *found = NULL;
+    size_t used = 0, capacity = 0;
+    int rc = SP_OK, step;
+
+    *keys = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(self->db,
+                           domain ? "SELECT " KEY_COLUMNS " FROM dkim_keys "
+                                    "WHERE domain = ? ORDER BY created, id"
+                                  : "SELECT " KEY_COLUMNS " FROM dkim_keys "
+                                    "ORDER BY domain, created, id",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "listing keys");
+    if (domain != NULL)
+        sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
+
+    while (rc == SP_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (used == capacity) {
+            size_t grown_capacity = capacity ? capacity * 2 : 8;
+            sp_store_key *grown =
+                sp_realloc(found, grown_capacity * sizeof(*grown));
+
+            if (grown == NULL) {
+                rc = SP_ENOMEM;
+                break;
+            }
+            found = grown;
+            capacity = grown_capacity;
+        }
+        rc = sqlite_key_row(stmt, &found[used++]);
+    }
+    if (rc == SP_OK && step != SQLITE_DONE)
+        rc = sqlite_fail(self, err, "listing keys");
+    else if (rc != SP_OK)
+        sp_err_set(err, rc, "store: listing keys: %s", sp_err_describe(rc));
+    sqlite3_finalize(stmt);
+    if (rc != SP_OK) {
+        sp_store_keys_free(found, used);
+        return rc;
+    }
+    *keys = found;
+    *count = used;
+    return SP_OK;
+}
+
+static int
+sqlite_key_set_state(void *impl, int64_t id, sp_store_key_state state,
+                     int64_t at, bool unconfirmed, sp_error *err)
+{
+    static const char *const columns[] = {
+        [SP_STORE_KEY_PENDING] = "created",
+        [SP_STORE_KEY_ACTIVE] = "activated",
+        [SP_STORE_KEY_RETIRING] = "retiring",
+        [SP_STORE_KEY_RETIRED] = "retired",
+    };
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    char sql[160];
+    int rc;
+
+    /* The column is one of the fixed names above, never outside text. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE dkim_keys SET state = ?, %s = ?, unconfirmed = ? "
+             "WHERE id = ?",
+             columns[state]);
+    if (sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "changing a key's state");
+    sqlite3_bind_text(stmt, 1, sp_store_key_state_name(state), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, at);
+    sqlite3_bind_int(stmt, 3, unconfirmed);
+    sqlite3_bind_int64(stmt, 4, id);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(self, err, "changing a key's state");
+    if (sqlite3_changes(self->db) == 0)
+        return sp_err_set(err, SP_ENOTFOUND, "store: no key %lld",
+                          (long long)id);
+    return SP_OK;
+}
+
+/* Run one statement with up to two int64 and one text parameter. */
+static int
+sqlite_run(struct store_sqlite *self, const char *sql, int64_t a, int64_t b,
+           const char *text, sp_error *err, const char *doing)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, doing);
+    for (int i = 1; i <= sqlite3_bind_parameter_count(stmt); i++) {
+        const char *name = sqlite3_bind_parameter_name(stmt, i);
+
+        if (strcmp(name, ":a") == 0)
+            sqlite3_bind_int64(stmt, i, a);
+        else if (strcmp(name, ":b") == 0)
+            sqlite3_bind_int64(stmt, i, b);
+        else
+            sqlite3_bind_text(stmt, i, text, -1, SQLITE_STATIC);
+    }
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? SP_OK : sqlite_fail(self, err, doing);
+}
+
+static int
+sqlite_key_signed(void *impl, int64_t id, int64_t expiry, const char *message,
+                  sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    int rc;
+
+    rc = sqlite_run(self,
+                    "UPDATE dkim_keys SET signatures = signatures + 1, "
+                    "last_expiry = MAX(last_expiry, :b) WHERE id = :a",
+                    id, expiry, NULL, err, "recording a signature");
+    if (rc == SP_OK && message != NULL)
+        rc = sqlite_run(self,
+                        "INSERT OR IGNORE INTO queued_signatures "
+                        "(key_id, message) VALUES (:a, :t)",
+                        id, 0, message, err, "recording a signature");
+    return rc;
+}
+
+static int
+sqlite_key_released(void *impl, const char *message, sp_error *err)
+{
+    return sqlite_run(impl, "DELETE FROM queued_signatures WHERE message = :t",
+                      0, 0, message, err, "releasing a message");
+}
+
+static int
+sqlite_key_queued(void *impl, int64_t id, int64_t *count, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT COUNT(*) FROM queued_signatures "
+                           "WHERE key_id = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "counting queued messages");
+    sqlite3_bind_int64(stmt, 1, id);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return sqlite_fail(self, err, "counting queued messages");
+    }
+    *count = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return SP_OK;
+}
+
+static const struct sp_store_backend sqlite_backend = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .key_insert = sqlite_key_insert,
+    .key_list = sqlite_key_list,
+    .key_set_state = sqlite_key_set_state,
+    .key_signed = sqlite_key_signed,
+    .key_released = sqlite_key_released,
+    .key_queued = sqlite_key_queued,
+};
+
+int
+store__sqlite_open(const char *data_dir,
+                   const struct sp_store_backend **backend, void **impl,
+                   sp_error *err)
+{
+    struct store_sqlite *self = sp_calloc(1, sizeof(*self));
+    char path[4096];
+    int rc;
+
+    if (self == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    snprintf(path, sizeof(path), "%s/sealpost.db", data_dir);
+    if (sqlite3_open_v2(path, &self->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = sp_err_set(err, SP_EIO, "store: %s: %s", path,
+                        self->db ? sqlite3_errmsg(self->db) : "cannot open");
+        sqlite_close(self);
+        return rc;
+    }
+    sqlite3_busy_timeout(self->db, STORE_BUSY_MS);
+
+    rc = sqlite_exec(self,
+                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                     "PRAGMA foreign_keys = ON",
+                     err);
+    if (rc == SP_OK)
+        rc = sqlite_schema(self, err);
+    if (rc != SP_OK) {
+        sqlite_close(self);
+        return rc;
+    }
+    *backend = &sqlite_backend;
+    *impl = self;
+    return SP_OK;
+}

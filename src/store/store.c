@@ -1,0 +1,127 @@
+/*
+ * store.c: the storage interface, dispatching to a backend.
+ *
+ * Owns sp_store_* (but for what the backends implement) and the key state
+ * names.  Callers hold an sp_store and never see which backend is behind
+ * it; sqlite.c is the embedded default.
+ */
+#include "store.h"
+#include "store_int.h"
+
+#include <string.h>
+
+struct sp_store {
+    const struct sp_store_backend *backend;
+    void *impl; /* the backend's own state */
+};
+
+static const char *const state_names[] = {
+    [SP_STORE_KEY_PENDING] = "pending",
+    [SP_STORE_KEY_ACTIVE] = "active",
+    [SP_STORE_KEY_RETIRING] = "retiring",
+    [SP_STORE_KEY_RETIRED] = "retired",
+};
+
+const char *
+sp_store_key_state_name(sp_store_key_state state)
+{
+    if ((size_t)state >= sizeof(state_names) / sizeof(state_names[0]))
+        return "unknown";
+    return state_names[state];
+}
+
+int
+sp_store_key_state_parse(const char *name, sp_store_key_state *out)
+{
+    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (sp_store_key_state)i;
+            return SP_OK;
+        }
+    return SP_ESYNTAX;
+}
+
+int
+sp_store_open(const char *data_dir, sp_store **out, sp_error *err)
+{
+    sp_store *store = sp_calloc(1, sizeof(*store));
+    int rc;
+
+    *out = NULL;
+    if (store == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    rc = store__sqlite_open(data_dir, &store->backend, &store->impl, err);
+    if (rc != SP_OK) {
+        sp_free(store);
+        return rc;
+    }
+    *out = store;
+    return SP_OK;
+}
+
+void
+sp_store_close(sp_store *store)
+{
+    if (store == NULL)
+        return;
+    store->backend->close(store->impl);
+    sp_free(store);
+}
+
+int
+sp_store_key_insert(sp_store *store, sp_store_key *key, sp_error *err)
+{
+    return store->backend->key_insert(store->impl, key, err);
+}
+
+int
+sp_store_key_list(sp_store *store, const char *domain, sp_store_key **keys,
+                  size_t *count, sp_error *err)
+{
+    return store->backend->key_list(store->impl, domain, keys, count, err);
+}
+
+void
+sp_store_key_clear(sp_store_key *key)
+{
+    sp_free(key->public_record);
+    key->public_record = NULL;
+    if (key->sealed.data != NULL)
+        memset(key->sealed.data, 0, key->sealed.len);
+    sp_buf_free(&key->sealed);
+}
+
+void
+sp_store_keys_free(sp_store_key *keys, size_t count)
+{
+    for (size_t i = 0; keys != NULL && i < count; i++)
+        sp_store_key_clear(&keys[i]);
+    sp_free(keys);
+}
+
+int
+sp_store_key_set_state(sp_store *store, int64_t id, sp_store_key_state state,
+                       int64_t at, bool unconfirmed, sp_error *err)
+{
+    return store->backend->key_set_state(store->impl, id, state, at,
+                                         unconfirmed, err);
+}
+
+int
+sp_store_key_signed(sp_store *store, int64_t id, int64_t expiry,
+                    const char *message, sp_error *err)
+{
+    return store->backend->key_signed(store->impl, id, expiry, message, err);
+}
+
+int
+sp_store_key_released(sp_store *store, const char *message, sp_error *err)
+{
+    return store->backend->key_released(store->impl, message, err);
+}
+
+int
+sp_store_key_queued(sp_store *store, int64_t id, int64_t *count, sp_error *err)
+{
+    return store->backend->key_queued(store->impl, id, count, err);
+}

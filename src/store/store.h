@@ -1,0 +1,121 @@
+/*
+ * store.h: the public face of sealpost's storage: what must survive a
+ * restart and, past one machine, be shared between nodes (keys, API keys,
+ * events).  The message spool is not here; it lives in queue/.
+ *
+ * One interface, a table of functions per backend (store.c dispatches):
+ * SQLite under the data directory is the embedded default (sqlite.c);
+ * PostgreSQL, for several nodes, implements the same table later.
+ *
+ * Every function returns SP_OK or an SP_E* code with err filled: SP_EIO
+ * for the database failing, SP_ENOTFOUND for a missing row, SP_EINVAL for
+ * a duplicate.  Nothing here logs.
+ */
+#ifndef SP_STORE_H
+#define SP_STORE_H
+
+#include "base/base.h"
+
+typedef struct sp_store sp_store;
+
+/*
+ * Open the embedded store in data_dir (the file sealpost.db), creating it
+ * and its schema when absent.  A store written by a newer sealpost is
+ * refused (its schema version is checked), never altered.
+ */
+int sp_store_open(const char *data_dir, sp_store **out, sp_error *err);
+
+void sp_store_close(sp_store *store);
+
+/* ------------------------------------------------------------------------
+ * DKIM keys.  Rows are never deleted: a retired key keeps its selector, so
+ * no selector of a domain is ever used twice.
+ */
+
+typedef enum sp_store_key_state {
+    SP_STORE_KEY_PENDING,  /* made, not yet seen in DNS */
+    SP_STORE_KEY_ACTIVE,   /* signing */
+    SP_STORE_KEY_RETIRING, /* no longer signing, still published */
+    SP_STORE_KEY_RETIRED,  /* may be unpublished; revocation offered */
+} sp_store_key_state;
+
+typedef struct sp_store_key {
+    int64_t id;       /* assigned by the store */
+    char domain[254]; /* signing domain, lower case */
+    char selector[64];
+    char algorithm[16]; /* "rsa" or "ed25519" */
+    unsigned bits;      /* key size */
+    bool testing;       /* published with t=y */
+    sp_store_key_state state;
+    bool unconfirmed;    /* made active without being seen in DNS */
+    int64_t created;     /* seconds since the epoch */
+    int64_t activated;   /* 0 until active */
+    int64_t retiring;    /* 0 until retiring */
+    int64_t retired;     /* 0 until retired */
+    int64_t last_expiry; /* latest x= of its signatures, 0 if none */
+    int64_t signatures;  /* how many it has made */
+    char *public_record; /* TXT value publishing it; owned */
+    sp_buf sealed;       /* private key, encrypted; owned */
+} sp_store_key;
+
+/* Name of a state ("pending"), and the state of a name. */
+const char *sp_store_key_state_name(sp_store_key_state state);
+int sp_store_key_state_parse(const char *name, sp_store_key_state *out);
+
+/*
+ * Add a key; key->id is set.  SP_EINVAL when the domain already has the
+ * selector (selectors are never reused).
+ */
+int sp_store_key_insert(sp_store *store, sp_store_key *key, sp_error *err);
+
+/*
+ * The keys of one domain (or all, when domain is NULL), ordered by domain
+ * then creation.  *keys is an owned array; free it with sp_store_keys_free.
+ */
+int sp_store_key_list(sp_store *store, const char *domain, sp_store_key **keys,
+                      size_t *count, sp_error *err);
+
+void sp_store_keys_free(sp_store_key *keys, size_t count);
+
+/* Free the parts of one key row (its record and sealed key), wiping the
+ * sealed bytes. */
+void sp_store_key_clear(sp_store_key *key);
+
+/* Move a key to state at time at (which also records that time). */
+int sp_store_key_set_state(sp_store *store, int64_t id,
+                           sp_store_key_state state, int64_t at,
+                           bool unconfirmed, sp_error *err);
+
+/*
+ * Record that the key made a signature expiring at expiry (0: no x=), and
+ * that message (a queue id, or NULL) carries it until
+ * sp_store_key_released; the key cannot retire while one does.
+ */
+int sp_store_key_signed(sp_store *store, int64_t id, int64_t expiry,
+                        const char *message, sp_error *err);
+
+/* The message no longer waits in the queue (delivered, bounced, gone). */
+int sp_store_key_released(sp_store *store, const char *message, sp_error *err);
+
+/* How many queued messages carry a signature made with the key. */
+int sp_store_key_queued(sp_store *store, int64_t id, int64_t *count,
+                        sp_error *err);
+
+/* ------------------------------------------------------------------------
+ * The table every backend fills (store.c, sqlite.c).
+ */
+struct sp_store_backend {
+    const char *name;
+    void (*close)(void *impl);
+    int (*key_insert)(void *impl, sp_store_key *key, sp_error *err);
+    int (*key_list)(void *impl, const char *domain, sp_store_key **keys,
+                    size_t *count, sp_error *err);
+    int (*key_set_state)(void *impl, int64_t id, sp_store_key_state state,
+                         int64_t at, bool unconfirmed, sp_error *err);
+    int (*key_signed)(void *impl, int64_t id, int64_t expiry,
+                      const char *message, sp_error *err);
+    int (*key_released)(void *impl, const char *message, sp_error *err);
+    int (*key_queued)(void *impl, int64_t id, int64_t *count, sp_error *err);
+};
+
+#endif /* SP_STORE_H */
