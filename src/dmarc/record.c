@@ -418,7 +418,7 @@ record_tag_read(const record_tag *tag, sp_dmarc_record *rec, sp_error *err)
     size_t nl = tag->name_len;
     sp_dmarc_policy ignored;
     uint64_t number;
-    char letter;
+    char letter = 0;
     int rc;
 
     if (record_word(n, nl, "p")) {
