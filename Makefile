@@ -9,10 +9,13 @@ run: build
 	@exec build/release/src/sealpostd --data-dir "$(CURDIR)/data"
 
 build:
+	@mkdir -p build
 	@scripts/install-deps
 	@[ -f build/release/build.ninja ] || \
-	    meson setup build/release --buildtype=release >/dev/null
-	@meson compile -C build/release >/dev/null
+	    meson setup build/release --buildtype=release >build/setup.log 2>&1 || \
+	    { cat build/setup.log; rm -rf build/release; exit 1; }
+	@meson compile -C build/release >build/compile.log 2>&1 || \
+	    { cat build/compile.log; exit 1; }
 
 check:
 	scripts/check

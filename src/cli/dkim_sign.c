@@ -274,7 +274,10 @@ sign_run(struct sign_options *opt, const sp_buf *message)
         rc = sp_dkim_sign_finish(sign, &fields, &err);
     sp_dkim_sign_free(sign);
     if (rc != SP_OK) {
-        fprintf(stderr, "sealpost: message refused: %s\n", err.text);
+        fprintf(stderr, "sealpost: message refused: %s%s\n", err.text,
+                rc == SP_ESYNTAX && strstr(err.text, "line endings")
+                    ? "; --fix-eol does that"
+                    : "");
         sp_buf_free(&fields);
         return rc == SP_ENOMEM || rc == SP_ECRYPTO ? CLI_RUNTIME : CLI_NEGATIVE;
     }

@@ -148,6 +148,10 @@ verify_print_text(const char *name, const sp_dkim_verify *verify,
     for (size_t i = 0; i < count; i++) {
         const sp_dkim_result *res = sp_dkim_verify_result(verify, i);
 
+        if (res->reason == SP_DKIM_R_NOT_CHECKED) {
+            printf("  signature %zu: %s\n", i + 1, res->detail);
+            continue;
+        }
         printf("  signature %zu: %-9s d=%s s=%s a=%s", i + 1,
                sp_dkim_status_name(res->status),
                res->domain[0] ? res->domain : "?",

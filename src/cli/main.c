@@ -77,6 +77,7 @@ main(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"api", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
     cli_globals globals = {0};
@@ -97,6 +98,9 @@ main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return CLI_OK;
+        case 'v':
+            printf("sealpost %s\n", SEALPOST_VERSION);
             return CLI_OK;
         default:
             usage(stderr);
