@@ -7,6 +7,8 @@
  *   dkim_verify.c cli_dkim_verify
  *   dkim_audit.c cli_dkim_audit
  *   dmarc_record.c cli_dmarc_record
+ *   apikey.c    cli_apikey_create, _list, _revoke
+ *   queue.c     cli_queue_list, _show, _delete
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
@@ -67,6 +69,12 @@ int cli_config(const cli_globals *globals, sp_config *config);
 /* The DNS source of a command: --resolver, else the configured one. */
 const char *cli_resolver(const sp_config *config, const char *option);
 
+int cli_apikey_create(const cli_globals *globals, int argc, char **argv);
+int cli_apikey_list(const cli_globals *globals, int argc, char **argv);
+int cli_apikey_revoke(const cli_globals *globals, int argc, char **argv);
+int cli_queue_list(const cli_globals *globals, int argc, char **argv);
+int cli_queue_show(const cli_globals *globals, int argc, char **argv);
+int cli_queue_delete(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);

@@ -25,6 +25,13 @@ struct cli_command {
 };
 
 static const struct cli_command commands[] = {
+    {"apikey", "create", cli_apikey_create,
+     "make an API key for SMTP AUTH and the API (shown once)"},
+    {"apikey", "list", cli_apikey_list, "the API keys and their limits"},
+    {"apikey", "revoke", cli_apikey_revoke, "revoke an API key"},
+    {"queue", "list", cli_queue_list, "the messages in the spool"},
+    {"queue", "show", cli_queue_show, "one message: envelope and bytes"},
+    {"queue", "delete", cli_queue_delete, "remove messages from the spool"},
     {"dkim", "sign", cli_dkim_sign,
      "add DKIM signatures to a message (stdin to stdout)"},
     {"dkim", "verify", cli_dkim_verify,
@@ -53,10 +60,14 @@ usage(FILE *out)
 {
     fprintf(out, "usage: sealpost [--config FILE] [--data-dir DIR] [--api URL] "
                  "COMMAND ...\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %s %-8s %s\n", commands[i].group, commands[i].name,
-                commands[i].summary);
-    fprintf(out, "  version       print the version\n"
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        char label[40];
+
+        snprintf(label, sizeof(label), "%s %s", commands[i].group,
+                 commands[i].name);
+        fprintf(out, "  %-16s %s\n", label, commands[i].summary);
+    }
+    fprintf(out, "  version          print the version\n"
                  "\n'sealpost COMMAND --help' describes a command.\n");
 }
 

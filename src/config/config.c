@@ -20,6 +20,8 @@ enum config_type {
     CONFIG_LIST,
     CONFIG_DURATION,
     CONFIG_INTEGER,
+    CONFIG_SIZE,
+    CONFIG_BOOL,
 };
 
 struct config_row {
@@ -47,6 +49,25 @@ static const struct config_row config_table[] = {
     ROW(dkim_check_interval, CONFIG_DURATION, "1h"),
     ROW(dkim_record_ttl, CONFIG_DURATION, "1h"),
     ROW(queue_max_lifetime, CONFIG_DURATION, "3d"),
+    ROW(queue_min_free, CONFIG_SIZE, "100M"),
+    ROW(smtp_listen, CONFIG_LIST, "127.0.0.1:2525"),
+    ROW(smtp_hostname, CONFIG_STRING, ""),
+    ROW(smtp_require_auth, CONFIG_BOOL, "no"),
+    ROW(smtp_plain_auth_loopback, CONFIG_BOOL, "yes"),
+    ROW(smtp_max_message, CONFIG_SIZE, "25M"),
+    ROW(smtp_max_recipients, CONFIG_INTEGER, "1000"),
+    ROW(smtp_max_command, CONFIG_INTEGER, "512"),
+    ROW(smtp_max_text_line, CONFIG_INTEGER, "1000"),
+    ROW(smtp_max_errors, CONFIG_INTEGER, "10"),
+    ROW(smtp_max_connections, CONFIG_INTEGER, "2000"),
+    ROW(smtp_max_per_client, CONFIG_INTEGER, "200"),
+    ROW(smtp_min_data_rate, CONFIG_SIZE, "500"),
+    ROW(smtp_bare_eol, CONFIG_STRING, "reject"),
+    ROW(smtp_command_timeout, CONFIG_DURATION, "5m"),
+    ROW(smtp_data_start_timeout, CONFIG_DURATION, "2m"),
+    ROW(smtp_data_timeout, CONFIG_DURATION, "3m"),
+    ROW(tls_cert_file, CONFIG_STRING, ""),
+    ROW(tls_key_file, CONFIG_STRING, ""),
     ROW(dns_update_server, CONFIG_STRING, ""),
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),
@@ -85,13 +106,16 @@ list_parse(sp_config_list *list, const char *value)
     free(copy);
 }
 
-/* Parse a duration: digits with an optional unit s, m, h, d or w. */
+/*
+ * A number with an optional one-letter unit from units, each unit worth
+ * the factor at its index: "90d", "25M".  False for anything else or for
+ * a value over INT64_MAX.
+ */
 static bool
-parse_duration(const char *text, int64_t *out)
+parse_scaled(const char *text, const char *units, const int64_t *factors,
+             int64_t *out)
 {
-    static const char units[] = "smhdw";
-    static const int64_t seconds[] = {1, 60, 3600, 86400, 604800};
-    int64_t value = 0;
+    int64_t value = 0, factor = 1;
     const char *p = text;
 
     if (!isdigit((unsigned char)*p))
@@ -101,16 +125,35 @@ parse_duration(const char *text, int64_t *out)
             return false;
         value = value * 10 + (*p - '0');
     }
-    if (*p == '\0') {
-        *out = value;
-        return true;
+    if (*p != '\0') {
+        const char *unit = strchr(units, *p);
+
+        if (unit == NULL || p[1] != '\0')
+            return false;
+        factor = factors[unit - units];
     }
-    if (p[1] != '\0' || strchr(units, *p) == NULL)
+    if (value > INT64_MAX / factor)
         return false;
-    if (value > INT64_MAX / seconds[strchr(units, *p) - units])
-        return false;
-    *out = value * seconds[strchr(units, *p) - units];
+    *out = value * factor;
     return true;
+}
+
+/* Parse a duration: digits with an optional unit s, m, h, d or w. */
+static bool
+parse_duration(const char *text, int64_t *out)
+{
+    static const int64_t seconds[] = {1, 60, 3600, 86400, 604800};
+
+    return parse_scaled(text, "smhdw", seconds, out);
+}
+
+/* Parse a size: digits with an optional K, M or G (powers of 1024). */
+static bool
+parse_size(const char *text, int64_t *out)
+{
+    static const int64_t octets[] = {1024, 1024 * 1024, 1024 * 1024 * 1024};
+
+    return parse_scaled(text, "KMG", octets, out);
 }
 
 /* Apply value to the setting a row describes. */
@@ -136,6 +179,19 @@ row_apply(sp_config *config, const struct config_row *row, const char *value,
                               "%s = %.40s: expected a duration such as 90d, "
                               "12h or 3600",
                               row->key, value);
+        return SP_OK;
+    case CONFIG_SIZE:
+        if (!parse_size(value, field))
+            return sp_err_set(err, SP_ESYNTAX,
+                              "%s = %.40s: expected a size such as 25M, 512K "
+                              "or 1000",
+                              row->key, value);
+        return SP_OK;
+    case CONFIG_BOOL:
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return sp_err_set(err, SP_ESYNTAX, "%s = %.40s: expected yes or no",
+                              row->key, value);
+        *(bool *)field = strcmp(value, "yes") == 0;
         return SP_OK;
     case CONFIG_INTEGER:
         errno = 0;
@@ -282,6 +338,34 @@ sp_config_check(const sp_config *config, sp_error *err)
                               "dkim_algorithms: \"%.40s\" is not rsa or "
                               "ed25519 (rsa-sha1 is never used)",
                               config->dkim_algorithms.items[i]);
+    if (strcmp(config->smtp_bare_eol, "reject") != 0 &&
+        strcmp(config->smtp_bare_eol, "normalize") != 0)
+        return sp_err_set(err, SP_EINVAL,
+                          "smtp_bare_eol = %.40s: use reject (5xx) or "
+                          "normalize (to CRLF)",
+                          config->smtp_bare_eol);
+    if (config->smtp_max_command < 512 || config->smtp_max_text_line < 1000)
+        return sp_err_set(err, SP_EINVAL,
+                          "smtp_max_command must be at least 512 and "
+                          "smtp_max_text_line at least 1000 (RFC 5321 "
+                          "4.5.3.1)");
+    if (config->smtp_max_message < 1024 || config->smtp_max_recipients < 1 ||
+        config->smtp_max_errors < 1 || config->smtp_max_connections < 1 ||
+        config->smtp_max_per_client < 1)
+        return sp_err_set(err, SP_EINVAL,
+                          "smtp limits must allow at least one message of "
+                          "1K, one recipient, one error and one connection");
+    if (config->smtp_command_timeout < 1 ||
+        config->smtp_data_start_timeout < 1 || config->smtp_data_timeout < 1 ||
+        config->smtp_command_timeout > 3600 ||
+        config->smtp_data_start_timeout > 3600 ||
+        config->smtp_data_timeout > 3600)
+        return sp_err_set(err, SP_EINVAL,
+                          "smtp timeouts must be from 1s to 1h (RFC 5321 "
+                          "4.5.3.2 asks for 5m, 2m and 3m)");
+    if ((config->tls_cert_file[0] == '\0') != (config->tls_key_file[0] == '\0'))
+        return sp_err_set(err, SP_EINVAL,
+                          "tls_cert_file and tls_key_file go together");
     if (config->dkim_algorithms.count == 0)
         return sp_err_set(err, SP_EINVAL,
                           "dkim_algorithms must name rsa, ed25519 or both");

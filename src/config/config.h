@@ -7,7 +7,8 @@
  * a row of one table (config.c), with its type and default; unknown keys
  * and malformed values are errors naming the line, so a typo never passes
  * silently.  Lists are written with commas or spaces.  Durations take the
- * units s, m, h, d and w ("90d").
+ * units s, m, h, d and w ("90d"); sizes K, M and G (powers of 1024);
+ * booleans yes or no.
  *
  * Precedence: embedded defaults, then the file, then options (each program
  * applies its options with sp_config_set after reading the file).
@@ -42,6 +43,29 @@ typedef struct sp_config {
                                             checks in the daemon */
     int64_t dkim_record_ttl;             /* TTL of published records */
     int64_t queue_max_lifetime;          /* seconds a message may wait */
+
+    sp_config_list smtp_listen;    /* "ADDR:PORT" of each SMTP listener */
+    char *smtp_hostname;           /* our name in replies; "" for the host's */
+    bool smtp_require_auth;        /* MAIL only after AUTH */
+    bool smtp_plain_auth_loopback; /* AUTH without TLS on loopback
+                                      listeners */
+    int64_t smtp_max_message;      /* octets (SIZE) */
+    int64_t smtp_max_recipients;   /* per message */
+    int64_t smtp_max_command;      /* octets of a command line */
+    int64_t smtp_max_text_line;    /* octets of a message line */
+    int64_t smtp_max_errors;       /* per session, then 421 */
+    int64_t smtp_max_connections;  /* in total */
+    int64_t smtp_max_per_client;   /* from one address */
+    int64_t smtp_min_data_rate;    /* octets a second while receiving
+                                      a message, after the first 30 s */
+    char *smtp_bare_eol;           /* "reject" (5xx) or "normalize" */
+    int64_t smtp_command_timeout;  /* seconds waiting for a command */
+    int64_t smtp_data_start_timeout; /* after 354, for the first octet */
+    int64_t smtp_data_timeout;       /* for each block of message data */
+    char *tls_cert_file;             /* PEM chain; "" makes a self-signed one */
+    char *tls_key_file;              /* its private key */
+    int64_t queue_min_free;          /* free octets on the spool's filesystem
+                                        under which MAIL gets 452 */
 
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */

@@ -2,7 +2,8 @@
  * crypt.h: the public face of sealpost's crypt module.
  *
  * What it owns today: the master key (master.c), which seals secrets kept
- * at rest, DKIM private keys first, with AES-256-GCM.  S/MIME, OpenPGP and
+ * at rest, DKIM private keys first, with AES-256-GCM; API keys (apikey.c),
+ * made at random and stored as hashes.  S/MIME, OpenPGP and
  * the portal's message envelopes will live here too.
  *
  * Secrets never reach a log: error texts name files and reasons, never
@@ -48,5 +49,23 @@ int sp_crypt_seal(const sp_crypt_master *master, const char *context,
  */
 int sp_crypt_open(const sp_crypt_master *master, const char *context,
                   const void *sealed, size_t len, sp_buf *out, sp_error *err);
+
+/* ------------------------------------------------------------------------
+ * API keys (apikey.c)
+ */
+
+#define SP_CRYPT_APIKEY_SIZE 56 /* "sp_" + 52 base32 characters + NUL */
+
+/*
+ * Make a new API key: "sp_" and 256 random bits in lower-case base32, so
+ * it survives copying through shells, URLs and configuration files.
+ */
+int sp_crypt_apikey_new(char key[SP_CRYPT_APIKEY_SIZE], sp_error *err);
+
+/*
+ * The hash stored for a key: SHA-256.  Keys carry 256 random bits, so a
+ * slow password hash would add nothing but latency to every login.
+ */
+void sp_crypt_apikey_hash(const char *key, size_t len, unsigned char hash[32]);
 
 #endif /* SP_CRYPT_H */

@@ -1,8 +1,13 @@
 /*
  * daemon.h: names shared by the files of sealpostd.
  *
- *   main.c      options, start-up, the event loop, shutdown
- *   dkim_task.c daemon_dkim_*: the DKIM key lifecycle on a schedule
+ *   main.c        options, start-up, the event loop, shutdown
+ *   dkim_task.c   daemon_dkim_*: the DKIM key lifecycle on a schedule
+ *   mailbox.c     daemon_mailbox_*: work handed from threads to the loop
+ *   tls.c         daemon_tls_context: the STARTTLS certificate
+ *   smtp_server.c daemon_smtp_*: listeners, connection limits
+ *   smtp_conn.c   one SMTP connection on the loop
+ *   accept.c      the accept path: trace fields, the spool, the log
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -12,6 +17,15 @@
 #include "dns/dns.h"
 #include "events/events.h"
 #include "keys/keys.h"
+#include "queue/queue.h"
+#include "smtp/smtp.h"
+#include "store/store.h"
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+
+struct event;
+struct event_base;
 
 struct dkim_domain_check;
 
@@ -36,5 +50,66 @@ void daemon_dkim_check(struct daemon_dkim *task);
 
 /* Drop checks still waiting for DNS, before the resolver goes. */
 void daemon_dkim_stop(struct daemon_dkim *task);
+
+/* ------------------------------------------------------------------------
+ * The mailbox: other threads post work, the loop runs it in order.
+ */
+
+struct mailbox_item;
+
+struct daemon_mailbox {
+    int fd;                    /* eventfd the loop watches */
+    pthread_mutex_t lock;      /* guards the list */
+    struct mailbox_item *head; /* posted, not yet run */
+    struct mailbox_item *tail;
+    struct event *event; /* the loop's watch on fd */
+};
+
+int daemon_mailbox_init(struct daemon_mailbox *box, struct event_base *base,
+                        sp_error *err);
+
+/* From any thread: run(arg) on the loop, soon, in posting order. */
+void daemon_mailbox_post(struct daemon_mailbox *box, void (*run)(void *arg),
+                         void *arg);
+
+/* On the loop, at shutdown, after the threads stopped: run what is left,
+ * then free. */
+void daemon_mailbox_free(struct daemon_mailbox *box);
+
+/* ------------------------------------------------------------------------
+ * TLS and SMTP
+ */
+
+/*
+ * The TLS server context: the configured certificate, or a self-signed
+ * one made under data_dir/tls on first start.
+ */
+int daemon_tls_context(const sp_config *config, const char *hostname,
+                       SSL_CTX **out, sp_error *err);
+
+/* What the SMTP service uses, borrowed from the daemon. */
+struct daemon_smtp_deps {
+    const sp_config *config;
+    struct event_base *base;
+    sp_queue *queue;
+    sp_store *store; /* API keys */
+    struct daemon_mailbox *mailbox;
+    const char *hostname;
+};
+
+struct daemon_smtp;
+
+/*
+ * Listen on every address of smtp_listen; log one line per listener.
+ * SP_EIO naming the address when one cannot be bound.
+ */
+int daemon_smtp_start(const struct daemon_smtp_deps *deps,
+                      struct daemon_smtp **out, sp_error *err);
+
+/*
+ * Stop listening and close every connection; messages being committed
+ * finish first (their sessions are then closed without a reply).
+ */
+void daemon_smtp_stop(struct daemon_smtp *smtp);
 
 #endif /* SP_DAEMON_H */

@@ -5,10 +5,12 @@
  * Owns main.  Start-up reads the configuration (embedded defaults, the
  * file, then options) and refuses one that breaks its rules, prepares the
  * data directory, opens key management and the event log, and checks the
- * keys.  Then one libevent loop runs: the stop signals, the resolver's
- * descriptor and the DKIM lifecycle timer.  The SMTP server, the queue and
- * the HTTP API attach to this loop as they are built; options that
- * configure parts not yet built are refused rather than ignored.
+ * keys.  Then one libevent loop runs: the stop signals, the SMTP
+ * listeners and connections, the resolver's descriptor, the mailbox that
+ * brings the spool's answers from its writer thread, and the DKIM
+ * lifecycle timer.  Delivery and the HTTP API attach to this loop as they
+ * are built; options that configure parts not yet built are refused
+ * rather than ignored.
  */
 #include "daemon.h"
 
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,9 +30,10 @@
 #endif
 
 struct daemon_options {
-    const char *config;   /* --config or SEALPOST_CONFIG */
-    const char *data_dir; /* --data-dir or SEALPOST_DATA_DIR */
-    const char *resolver; /* --resolver */
+    const char *config;      /* --config or SEALPOST_CONFIG */
+    const char *data_dir;    /* --data-dir or SEALPOST_DATA_DIR */
+    const char *resolver;    /* --resolver */
+    const char *smtp_listen; /* --smtp-listen */
 };
 
 /* Everything the running daemon holds. */
@@ -44,13 +48,18 @@ struct daemon {
     sp_events *events;
     sp_dns_resolver *resolver;
     struct daemon_dkim dkim;
+    sp_queue *queue;               /* the spool */
+    struct daemon_mailbox mailbox; /* answers from the spool's thread */
+    struct daemon_smtp *smtp;      /* the submission server */
+    char hostname[256];            /* smtp_hostname, or the host's */
 };
 
 static void
 usage(FILE *out)
 {
     fprintf(out, "usage: sealpostd [--config FILE] [--data-dir DIR]\n"
-                 "                 [--resolver ADDR@PORT]\n"
+                 "                 [--resolver ADDR@PORT] "
+                 "[--smtp-listen ADDR:PORT[,...]]\n"
                  "\n"
                  "Runs on embedded defaults without a configuration file;\n"
                  "options override the file, which overrides the defaults.\n"
@@ -85,6 +94,8 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
             opt->resolver = optarg;
             break;
         case 'S':
+            opt->smtp_listen = optarg;
+            break;
         case 'H':
         case 'M':
             sp_log_fatal(2,
@@ -127,6 +138,8 @@ load_config(struct daemon *daemon, const struct daemon_options *opt)
         sp_config_set(&daemon->config, "data_dir", opt->data_dir, NULL);
     if (opt->resolver != NULL)
         sp_config_set(&daemon->config, "resolver", opt->resolver, NULL);
+    if (opt->smtp_listen != NULL)
+        sp_config_set(&daemon->config, "smtp_listen", opt->smtp_listen, NULL);
     if (sp_config_check(&daemon->config, &err) != SP_OK)
         sp_log_fatal(2, "config=%s error=\"%s\"", source, err.text);
 }
@@ -201,6 +214,62 @@ open_services(struct daemon *daemon)
         sp_log_fatal(2, "config error=\"%s\"", err.text);
 }
 
+/*
+ * Every SMTP session holds a descriptor, so take the whole hard limit on
+ * open files; the soft limit is often 1024.  Below what the connection
+ * limits need, accepting fails early and the listeners pause (see
+ * smtp_server.c): worth a warning at start-up rather than a surprise.
+ */
+static void
+raise_file_limit(const sp_config *config)
+{
+    const rlim_t margin = 64; /* spool, logs, resolver, key store */
+    struct rlimit limit;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &limit);
+        (void)getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    if (limit.rlim_cur != RLIM_INFINITY &&
+        limit.rlim_cur < (rlim_t)config->smtp_max_connections + margin)
+        sp_log_warning("open_files=%llu smtp_max_connections=%lld "
+                       "warning=\"the open-file limit is below the "
+                       "connection limit; raise it (ulimit -n, LimitNOFILE=)\"",
+                       (unsigned long long)limit.rlim_cur,
+                       (long long)config->smtp_max_connections);
+}
+
+/* The spool, the mailbox its answers come through, and the listeners. */
+static void
+start_smtp(struct daemon *daemon)
+{
+    const sp_config *config = &daemon->config;
+    sp_queue_options options = {
+        .min_free_bytes = (uint64_t)config->queue_min_free,
+    };
+    struct daemon_smtp_deps deps;
+    char spool[4096];
+    sp_error err;
+
+    snprintf(spool, sizeof(spool), "%s/spool", config->data_dir);
+    if (sp_queue_open(spool, &options, &daemon->queue, &err) != SP_OK ||
+        daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK)
+        sp_log_fatal(3, "startup error=\"%s\"", err.text);
+    deps = (struct daemon_smtp_deps){
+        .config = config,
+        .base = daemon->base,
+        .queue = daemon->queue,
+        .store = sp_keys_store(daemon->keys),
+        .mailbox = &daemon->mailbox,
+        .hostname = daemon->hostname,
+    };
+    if (daemon_smtp_start(&deps, &daemon->smtp, &err) != SP_OK)
+        sp_log_fatal(3, "startup error=\"%s\"", err.text);
+}
+
 /* The loop's events: stop signals, DNS answers, the lifecycle timer. */
 static void
 add_events(struct daemon *daemon)
@@ -231,6 +300,13 @@ add_events(struct daemon *daemon)
 static void
 shutdown_daemon(struct daemon *daemon)
 {
+    /*
+     * Listeners and sessions first; then the spool finishes what it holds
+     * and its answers, through the mailbox, free the sessions that waited.
+     */
+    daemon_smtp_stop(daemon->smtp);
+    sp_queue_close(daemon->queue);
+    daemon_mailbox_free(&daemon->mailbox);
     daemon_dkim_stop(&daemon->dkim);
     event_free(daemon->dkim_timer);
     event_free(daemon->dns_ready);
@@ -254,8 +330,15 @@ main(int argc, char **argv)
     parse_options(&opt, argc, argv);
     load_config(&daemon, &opt);
     prepare_data_dir(daemon.config.data_dir);
+    if (daemon.config.smtp_hostname[0] != '\0')
+        snprintf(daemon.hostname, sizeof(daemon.hostname), "%s",
+                 daemon.config.smtp_hostname);
+    else if (gethostname(daemon.hostname, sizeof(daemon.hostname) - 1) != 0)
+        snprintf(daemon.hostname, sizeof(daemon.hostname), "localhost");
     open_services(&daemon);
     add_events(&daemon);
+    raise_file_limit(&daemon.config);
+    start_smtp(&daemon);
 
     sp_log_info("ready version=%s pid=%ld data_dir=%s config=%s "
                 "dkim_domains=%zu dkim_check_interval=%s",

@@ -11,11 +11,13 @@
  */
 #include "store_int.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -43,6 +45,16 @@ static const char store_schema_1[] =
     " message TEXT NOT NULL,"
     " PRIMARY KEY (key_id, message));"
     "CREATE INDEX queued_by_message ON queued_signatures(message);";
+
+/* Version 2 adds API keys. */
+static const char store_schema_2[] = "CREATE TABLE apikeys ("
+                                     " id INTEGER PRIMARY KEY,"
+                                     " name TEXT NOT NULL UNIQUE,"
+                                     " prefix TEXT NOT NULL,"
+                                     " hash BLOB NOT NULL UNIQUE,"
+                                     " domains TEXT NOT NULL,"
+                                     " created INTEGER NOT NULL,"
+                                     " revoked INTEGER NOT NULL DEFAULT 0);";
 
 struct store_sqlite {
     sqlite3 *db;
@@ -89,10 +101,13 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         return SP_OK;
 
     rc = sqlite_exec(self, "BEGIN IMMEDIATE", err);
+    /* Each step takes the schema one version further, in one transaction. */
     if (rc == SP_OK && version < 1)
         rc = sqlite_exec(self, store_schema_1, err);
+    if (rc == SP_OK && version < 2)
+        rc = sqlite_exec(self, store_schema_2, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 1", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 2", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -348,6 +363,140 @@ sqlite_key_queued(void *impl, int64_t id, int64_t *count, sp_error *err)
     return SP_OK;
 }
 
+static int
+sqlite_apikey_insert(void *impl, sp_store_apikey *key, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(self->db,
+                           "INSERT INTO apikeys (name, prefix, hash, domains, "
+                           "created) VALUES (?, ?, ?, ?, ?)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "adding an API key");
+    sqlite3_bind_text(stmt, 1, key->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, key->prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 3, key->hash, sizeof(key->hash), SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, key->domains, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, key->created);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_CONSTRAINT)
+        return sp_err_set(err, SP_EINVAL,
+                          "an API key named %s exists; choose another name",
+                          key->name);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(self, err, "adding an API key");
+    key->id = sqlite3_last_insert_rowid(self->db);
+    return SP_OK;
+}
+
+/* Copy one apikeys row (id, name, prefix, hash, domains, created,
+ * revoked) into key. */
+static void
+sqlite_apikey_row(sqlite3_stmt *stmt, sp_store_apikey *key)
+{
+    const void *hash = sqlite3_column_blob(stmt, 3);
+
+    memset(key, 0, sizeof(*key));
+    key->id = sqlite3_column_int64(stmt, 0);
+    snprintf(key->name, sizeof(key->name), "%s",
+             (const char *)sqlite3_column_text(stmt, 1));
+    snprintf(key->prefix, sizeof(key->prefix), "%s",
+             (const char *)sqlite3_column_text(stmt, 2));
+    if (hash != NULL && sqlite3_column_bytes(stmt, 3) == sizeof(key->hash))
+        memcpy(key->hash, hash, sizeof(key->hash));
+    snprintf(key->domains, sizeof(key->domains), "%s",
+             (const char *)sqlite3_column_text(stmt, 4));
+    key->created = sqlite3_column_int64(stmt, 5);
+    key->revoked = sqlite3_column_int64(stmt, 6);
+}
+
+#define APIKEY_COLUMNS "id, name, prefix, hash, domains, created, revoked"
+
+static int
+sqlite_apikey_list(void *impl, sp_store_apikey **keys, size_t *count,
+                   sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    size_t used = 0, capacity = 0;
+    sp_store_apikey *found = NULL;
+    int step;
+
+    *keys = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT " APIKEY_COLUMNS " FROM apikeys ORDER BY id",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "listing API keys");
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (used == capacity) {
+            size_t grown_capacity = capacity ? capacity * 2 : 8;
+            sp_store_apikey *grown =
+                sp_realloc(found, grown_capacity * sizeof(*grown));
+
+            if (grown == NULL) {
+                sqlite3_finalize(stmt);
+                sp_free(found);
+                return sp_err_set(err, SP_ENOMEM, "out of memory");
+            }
+            found = grown;
+            capacity = grown_capacity;
+        }
+        sqlite_apikey_row(stmt, &found[used++]);
+    }
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE) {
+        sp_free(found);
+        return sqlite_fail(self, err, "listing API keys");
+    }
+    *keys = found;
+    *count = used;
+    return SP_OK;
+}
+
+static int
+sqlite_apikey_find(void *impl, const unsigned char hash[32],
+                   sp_store_apikey *out, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int step;
+
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT " APIKEY_COLUMNS " FROM apikeys "
+                           "WHERE hash = ? AND revoked = 0",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "looking up an API key");
+    sqlite3_bind_blob(stmt, 1, hash, 32, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        sqlite_apikey_row(stmt, out);
+    sqlite3_finalize(stmt);
+    if (step == SQLITE_ROW)
+        return SP_OK;
+    if (step == SQLITE_DONE)
+        return sp_err_set(err, SP_ENOTFOUND, "no such API key");
+    return sqlite_fail(self, err, "looking up an API key");
+}
+
+static int
+sqlite_apikey_revoke(void *impl, const char *name, int64_t at, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    int rc;
+
+    rc = sqlite_run(self,
+                    "UPDATE apikeys SET revoked = :a WHERE name = :t "
+                    "AND revoked = 0",
+                    at, 0, name, err, "revoking an API key");
+    if (rc == SP_OK && sqlite3_changes(self->db) == 0)
+        return sp_err_set(err, SP_ENOTFOUND, "no valid API key named %s", name);
+    return rc;
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -357,6 +506,10 @@ static const struct sp_store_backend sqlite_backend = {
     .key_signed = sqlite_key_signed,
     .key_released = sqlite_key_released,
     .key_queued = sqlite_key_queued,
+    .apikey_insert = sqlite_apikey_insert,
+    .apikey_list = sqlite_apikey_list,
+    .apikey_find = sqlite_apikey_find,
+    .apikey_revoke = sqlite_apikey_revoke,
 };
 
 int
@@ -370,6 +523,13 @@ store__sqlite_open(const char *data_dir,
 
     if (self == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
+    /* The data directory itself is made here if missing (one level). */
+    if (mkdir(data_dir, 0750) != 0 && errno != EEXIST) {
+        rc = sp_err_set(err, SP_EIO, "store: data directory %s: %s", data_dir,
+                        strerror(errno));
+        sp_free(self);
+        return rc;
+    }
     snprintf(path, sizeof(path), "%s/sealpost.db", data_dir);
     if (sqlite3_open_v2(path, &self->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |

@@ -125,3 +125,30 @@ sp_store_key_queued(sp_store *store, int64_t id, int64_t *count, sp_error *err)
 {
     return store->backend->key_queued(store->impl, id, count, err);
 }
+
+int
+sp_store_apikey_insert(sp_store *store, sp_store_apikey *key, sp_error *err)
+{
+    return store->backend->apikey_insert(store->impl, key, err);
+}
+
+int
+sp_store_apikey_list(sp_store *store, sp_store_apikey **keys, size_t *count,
+                     sp_error *err)
+{
+    return store->backend->apikey_list(store->impl, keys, count, err);
+}
+
+int
+sp_store_apikey_find(sp_store *store, const unsigned char hash[32],
+                     sp_store_apikey *out, sp_error *err)
+{
+    return store->backend->apikey_find(store->impl, hash, out, err);
+}
+
+int
+sp_store_apikey_revoke(sp_store *store, const char *name, int64_t at,
+                       sp_error *err)
+{
+    return store->backend->apikey_revoke(store->impl, name, at, err);
+}

@@ -102,6 +102,40 @@ int sp_store_key_queued(sp_store *store, int64_t id, int64_t *count,
                         sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * API keys: the secrets applications authenticate with (SMTP AUTH, the
+ * HTTP API).  Only a hash of each key is stored; the key is shown once,
+ * when made.
+ */
+
+typedef struct sp_store_apikey {
+    int64_t id;             /* assigned by the store */
+    char name[64];          /* the operator's name for it, unique */
+    char prefix[16];        /* the key's first characters, to tell
+                               keys apart in lists and logs */
+    unsigned char hash[32]; /* SHA-256 of the whole key */
+    char domains[512];      /* sender domains it may use, separated
+                               by commas; "" for any */
+    int64_t created;        /* seconds since the epoch */
+    int64_t revoked;        /* 0 while valid */
+} sp_store_apikey;
+
+/* Add a key; SP_EINVAL when the name is taken. */
+int sp_store_apikey_insert(sp_store *store, sp_store_apikey *key,
+                           sp_error *err);
+
+/* Every key, oldest first; *keys is owned (sp_free). */
+int sp_store_apikey_list(sp_store *store, sp_store_apikey **keys, size_t *count,
+                         sp_error *err);
+
+/* The valid key with this hash; SP_ENOTFOUND when none (or revoked). */
+int sp_store_apikey_find(sp_store *store, const unsigned char hash[32],
+                         sp_store_apikey *out, sp_error *err);
+
+/* Revoke the key named name at time at; SP_ENOTFOUND if none is valid. */
+int sp_store_apikey_revoke(sp_store *store, const char *name, int64_t at,
+                           sp_error *err);
+
+/* ------------------------------------------------------------------------
  * The table every backend fills (store.c, sqlite.c).
  */
 struct sp_store_backend {
@@ -116,6 +150,13 @@ struct sp_store_backend {
                       const char *message, sp_error *err);
     int (*key_released)(void *impl, const char *message, sp_error *err);
     int (*key_queued)(void *impl, int64_t id, int64_t *count, sp_error *err);
+    int (*apikey_insert)(void *impl, sp_store_apikey *key, sp_error *err);
+    int (*apikey_list)(void *impl, sp_store_apikey **keys, size_t *count,
+                       sp_error *err);
+    int (*apikey_find)(void *impl, const unsigned char hash[32],
+                       sp_store_apikey *out, sp_error *err);
+    int (*apikey_revoke)(void *impl, const char *name, int64_t at,
+                         sp_error *err);
 };
 
 #endif /* SP_STORE_H */

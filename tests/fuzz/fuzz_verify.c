@@ -32,23 +32,12 @@
  * A broken invariant aborts, so libFuzzer keeps the input.
  */
 #include "dkim/dkim_int.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Report which invariant broke before aborting; the input is the rest. */
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 /* Seconds since the epoch: after the seeds' t=, before their x=. */
 #define NOW 1700003600

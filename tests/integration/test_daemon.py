@@ -3,6 +3,7 @@ ready, stops cleanly on SIGTERM or SIGINT, and refuses bad configuration
 with status 2 and a runtime problem with status 3, saying why.
 """
 import os
+import re
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from conftest import SEALPOSTD
+from dnsserver import free_port
 
 
 def start(*args, env=None):
@@ -91,9 +93,9 @@ def test_missing_configuration_file_is_refused(tmp):
 
 
 def test_options_of_parts_not_built_are_refused_not_ignored(tmp):
-    proc = start("--data-dir", tmp, "--smtp-listen", "127.0.0.1:2525")
+    proc = start("--data-dir", tmp, "--http-listen", "127.0.0.1:8025")
     assert proc.wait(timeout=10) == 2
-    assert "--smtp-listen" in proc.stderr.read().decode()
+    assert "--http-listen" in proc.stderr.read().decode()
 
 
 def test_unusable_data_dir_is_a_runtime_failure(tmp):
@@ -116,8 +118,21 @@ def test_example_configuration_is_valid(tmp):
     import pathlib
     example = pathlib.Path(os.environ.get("SEALPOST_SOURCE", ".")) / "etc" / \
         "sealpost.conf"
-    proc = start("--config", example, "--data-dir", tmp / "data")
-    line = wait_ready(proc)[-1]
-    assert "dkim_domains=1" in line
+    source = pathlib.Path(os.environ.get("SEALPOST_SOURCE", "."))
+    text = example.read_text()
+    keys = re.findall(r"^\s*ROW\((\w+),", (source / "src" / "config" /
+                                           "config.c").read_text(), re.M)
+    assert len(keys) > 20
+    missing = [key for key in keys
+               if not re.search(rf"^#? ?{key} =", text, re.M)]
+    assert missing == [], f"settings missing from etc/sealpost.conf: {missing}"
+
+    listen = f"127.0.0.1:{free_port()}"
+    proc = start("--config", example, "--data-dir", tmp / "data",
+                 "--smtp-listen", listen)
+    lines = wait_ready(proc)
+    assert "dkim_domains=1" in lines[-1]
+    assert any(f"listening service=smtp address={listen}" in line
+               for line in lines), lines
     proc.terminate()
     assert proc.wait(timeout=10) == 0

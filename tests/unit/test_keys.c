@@ -17,23 +17,6 @@
 
 #define DAY 86400
 
-/* A fresh data directory for one test. */
-static void
-temp_dir(char *path, size_t size)
-{
-    snprintf(path, size, "/tmp/sealpost-test-keys-XXXXXX");
-    assert_non_null(mkdtemp(path));
-}
-
-static void
-remove_dir(const char *path)
-{
-    char command[600];
-
-    snprintf(command, sizeof(command), "rm -rf '%s'", path);
-    assert_int_equal(system(command), 0);
-}
-
 static void
 store_rows_and_rules(void **state)
 {
@@ -45,7 +28,7 @@ store_rows_and_rules(void **state)
     sp_error err;
 
     (void)state;
-    temp_dir(dir, sizeof(dir));
+    testlib_temp_dir("keys", dir, sizeof(dir));
     assert_int_equal(sp_store_open(dir, &store, &err), SP_OK);
     snprintf(key.domain, sizeof(key.domain), "example.com");
     snprintf(key.selector, sizeof(key.selector), "s1");
@@ -91,7 +74,7 @@ store_rows_and_rules(void **state)
         SP_ENOTFOUND);
     sp_buf_free(&key.sealed);
     sp_store_close(store);
-    remove_dir(dir);
+    testlib_remove_dir(dir);
 }
 
 static void
@@ -103,7 +86,7 @@ store_refuses_a_newer_schema(void **state)
     sp_error err;
 
     (void)state;
-    temp_dir(dir, sizeof(dir));
+    testlib_temp_dir("keys", dir, sizeof(dir));
     assert_int_equal(sp_store_open(dir, &store, &err), SP_OK);
     sp_store_close(store);
     snprintf(path, sizeof(path), "%s/sealpost.db", dir);
@@ -115,7 +98,7 @@ store_refuses_a_newer_schema(void **state)
     assert_int_equal(sp_store_open(dir, &store, &err), SP_EINVAL);
     assert_non_null(strstr(err.text, "newer"));
     assert_null(store);
-    remove_dir(dir);
+    testlib_remove_dir(dir);
 }
 
 static void
@@ -128,7 +111,7 @@ master_key_seals_and_guards_itself(void **state)
     sp_error err;
 
     (void)state;
-    temp_dir(dir, sizeof(dir));
+    testlib_temp_dir("keys", dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/master.key", dir);
     assert_int_equal(sp_crypt_master_load(path, false, &master, &err), SP_EIO);
     assert_int_equal(sp_crypt_master_load(path, true, &master, &err), SP_OK);
@@ -165,7 +148,7 @@ master_key_seals_and_guards_itself(void **state)
     sp_buf_free(&plain);
     sp_crypt_master_wipe(&master);
     sp_crypt_master_wipe(&again);
-    remove_dir(dir);
+    testlib_remove_dir(dir);
 }
 
 static void
@@ -181,7 +164,7 @@ generate_names_selectors_and_refuses_weak_keys(void **state)
     int64_t when = 1796300000; /* 2026-12-03, the fourth quarter */
 
     (void)state;
-    temp_dir(dir, sizeof(dir));
+    testlib_temp_dir("keys", dir, sizeof(dir));
     sp_config_defaults(&config);
     sp_config_set(&config, "data_dir", dir, NULL);
     assert_int_equal(sp_keys_open(&config, true, &keys, &err), SP_OK);
@@ -215,7 +198,7 @@ generate_names_selectors_and_refuses_weak_keys(void **state)
     assert_non_null(warning);
     sp_keys_close(keys);
     sp_config_free(&config);
-    remove_dir(dir);
+    testlib_remove_dir(dir);
 }
 
 /* ------------------------------------------------------------------------

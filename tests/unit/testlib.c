@@ -8,6 +8,23 @@
 #include <string.h>
 
 void
+testlib_temp_dir(const char *what, char *path, size_t size)
+{
+    snprintf(path, size, "/tmp/sealpost-test-%s-XXXXXX", what);
+    assert_non_null(mkdtemp(path));
+}
+
+void
+testlib_remove_dir(const char *path)
+{
+    char command[600];
+
+    assert_true(strlen(path) < 500 && strchr(path, '\'') == NULL);
+    snprintf(command, sizeof(command), "rm -rf '%s'", path);
+    assert_int_equal(system(command), 0);
+}
+
+void
 testlib_read(const char *relative, sp_buf *buf)
 {
     const char *root = getenv("SEALPOST_TESTDATA");

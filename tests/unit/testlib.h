@@ -18,6 +18,15 @@
 #include "dkim/dkim.h"
 #include "dns/dns.h"
 
+/*
+ * Make a fresh directory /tmp/sealpost-test-<what>-XXXXXX into path
+ * (size octets), or fail the test.
+ */
+void testlib_temp_dir(const char *what, char *path, size_t size);
+
+/* Remove path and everything under it, or fail the test. */
+void testlib_remove_dir(const char *path);
+
 /* Read tests/data/<relative> into buf (NUL-terminated); fails the test
  * when the file is missing. */
 void testlib_read(const char *relative, sp_buf *buf);

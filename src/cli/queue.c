@@ -1,0 +1,174 @@
+/*
+ * queue.c: "sealpost queue list | show | delete": the messages waiting in
+ * the spool of the data directory.
+ *
+ * Owns cli_queue_list, cli_queue_show and cli_queue_delete.  The spool is
+ * opened without a writer (it may belong to a running sealpostd, which
+ * keeps writing meanwhile).  list --json prints one object per line per
+ * message: id, sender, recipients, size, state, created.
+ */
+#include "queue/queue.h"
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Open the spool of the configured data directory, reading only. */
+static int
+queue_open(const cli_globals *globals, sp_config *config, sp_queue **queue)
+{
+    sp_queue_options options = {.no_writer = true};
+    char dir[4200];
+    sp_error err;
+    int rc = cli_config(globals, config);
+
+    if (rc != CLI_OK)
+        return rc;
+    snprintf(dir, sizeof(dir), "%s/spool", config->data_dir);
+    if (access(dir, F_OK) != 0) {
+        fprintf(stderr, "sealpost: no spool in %s yet\n", config->data_dir);
+        return CLI_NEGATIVE;
+    }
+    if (sp_queue_open(dir, &options, queue, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}
+
+/* A message's description as one JSON object. */
+static json_t *
+queue_json(const sp_queue_info *info)
+{
+    json_t *message = json_object();
+    json_t *recipients = json_array();
+
+    for (size_t i = 0; i < info->recipient_count; i++)
+        json_array_append_new(recipients, json_string(info->recipients[i]));
+    json_object_set_new(message, "id", json_string(info->id));
+    json_object_set_new(message, "sender", json_string(info->sender));
+    json_object_set_new(message, "recipients", recipients);
+    json_object_set_new(message, "size", json_integer((json_int_t)info->size));
+    json_object_set_new(message, "state",
+                        json_string(sp_queue_state_name(info->state)));
+    json_object_set_new(message, "created",
+                        json_integer((json_int_t)info->created_ms));
+    json_object_set_new(message, "client_ip", json_string(info->client_ip));
+    json_object_set_new(message, "identity", json_string(info->identity));
+    return message;
+}
+
+/* Print one message: a JSON line, or a table row. */
+static void
+queue_print(void *arg, const sp_queue_info *info)
+{
+    bool json = *(bool *)arg;
+    time_t created = (time_t)(info->created_ms / 1000);
+    char when[32];
+
+    if (json) {
+        json_t *message = queue_json(info);
+        char *text = json_dumps(message, JSON_COMPACT);
+
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(message);
+        return;
+    }
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime(&created));
+    printf("%-20s %-8s %9llu %s <%s> -> %zu recipient%s%s%s\n", info->id,
+           sp_queue_state_name(info->state), (unsigned long long)info->size,
+           when, info->sender, info->recipient_count,
+           info->recipient_count == 1 ? "" : "s",
+           info->recipient_count == 1 ? ": " : "",
+           info->recipient_count == 1 ? info->recipients[0] : "");
+}
+
+int
+cli_queue_list(const cli_globals *globals, int argc, char **argv)
+{
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    sp_queue *queue = NULL;
+    sp_config config;
+    sp_error err;
+    int rc;
+
+    if (argc > 2 || (argc == 2 && !json)) {
+        fprintf(stderr, "usage: sealpost queue list [--json]\n");
+        return CLI_USAGE;
+    }
+    rc = queue_open(globals, &config, &queue);
+    if (rc == CLI_OK &&
+        sp_queue_list(queue, queue_print, &json, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        rc = CLI_RUNTIME;
+    }
+    sp_queue_close(queue);
+    sp_config_free(&config);
+    return rc;
+}
+
+int
+cli_queue_show(const cli_globals *globals, int argc, char **argv)
+{
+    bool raw = argc == 3 && strcmp(argv[2], "--raw") == 0;
+    bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    sp_buf data = SP_BUF_INIT;
+    sp_queue *queue = NULL;
+    sp_config config;
+    sp_error err;
+    int rc;
+
+    if (argc < 2 || argc > 3 || (argc == 3 && !raw && !json)) {
+        fprintf(stderr, "usage: sealpost queue show ID [--raw | --json]\n\n"
+                        "Prints the message's envelope, then its bytes; "
+                        "--raw prints only the bytes.\n");
+        return CLI_USAGE;
+    }
+    rc = queue_open(globals, &config, &queue);
+    if (rc == CLI_OK && sp_queue_read(queue, argv[1], raw ? NULL : queue_print,
+                                      &json, &data, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        rc = err.code == SP_ENOTFOUND ? CLI_NEGATIVE : CLI_RUNTIME;
+    }
+    if (rc == CLI_OK && !json) {
+        if (!raw)
+            printf("\n");
+        rc = cli_write_all(1, data.data, data.len, &err) == SP_OK ? CLI_OK
+                                                                  : CLI_RUNTIME;
+    }
+    sp_buf_free(&data);
+    sp_queue_close(queue);
+    sp_config_free(&config);
+    return rc;
+}
+
+int
+cli_queue_delete(const cli_globals *globals, int argc, char **argv)
+{
+    sp_queue *queue = NULL;
+    sp_config config;
+    sp_error err;
+    int rc;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: sealpost queue delete ID [ID ...]\n");
+        return CLI_USAGE;
+    }
+    rc = queue_open(globals, &config, &queue);
+    for (int i = 1; rc == CLI_OK && i < argc; i++) {
+        if (sp_queue_delete(queue, argv[i], &err) == SP_OK) {
+            fprintf(stderr, "sealpost: %s deleted\n", argv[i]);
+            continue;
+        }
+        fprintf(stderr, "sealpost: %s: %s\n", argv[i], err.text);
+        rc = err.code == SP_ENOTFOUND ? CLI_NEGATIVE : CLI_RUNTIME;
+    }
+    sp_queue_close(queue);
+    sp_config_free(&config);
+    return rc;
+}

@@ -1,0 +1,197 @@
+/*
+ * accept.c: the accept path of a finished SMTP message: the trace field,
+ * the fields RFC 6409 says a submission server adds when they are missing,
+ * the spool, the session's verdict and the log line.
+ *
+ * Owns smtp__accept.  The message is submitted to the spool, whose writer
+ * thread answers once it is durable; the answer crosses to the loop
+ * through the mailbox, and only then does the client hear 250.  A storage
+ * failure answers 451 or 452 and the session goes on.
+ */
+#include "smtp_int.h"
+
+#include "mail/mail.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The spool's answer, carried from its thread to the loop. */
+struct accept_result {
+    struct smtp_conn *conn;
+    int rc;
+    char id[SP_QUEUE_ID_SIZE];
+    char why[320];
+};
+
+/* An RFC 5322 date, now, in UTC. */
+static void
+accept_date(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm utc;
+
+    gmtime_r(&now, &utc);
+    strftime(out, size, "%a, %d %b %Y %H:%M:%S +0000", &utc);
+}
+
+/* A HELO name fit for a trace field: printable, no spaces, cut. */
+static void
+accept_helo(const char *helo, char *out, size_t size)
+{
+    size_t used = 0;
+
+    for (; *helo != '\0' && used + 1 < size && used < 100; helo++)
+        out[used++] =
+            (*helo > 32 && *helo < 127 && *helo != '(' && *helo != ')') ? *helo
+                                                                        : '?';
+    out[used] = '\0';
+    if (used == 0)
+        snprintf(out, size, "unknown");
+}
+
+/*
+ * Write the fields to prepend: Received (RFC 5321 4.4, with the protocol
+ * words of RFC 3848), then Message-ID and Date if the message lacks them.
+ */
+static int
+accept_fields(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
+              const sp_buf *data, const char *id, sp_buf *out)
+{
+    const char *hostname = conn->smtp->deps.hostname;
+    sp_mail_header header = SP_MAIL_HEADER_INIT;
+    size_t scanned = 0, end;
+    char date[64], helo[128];
+    int rc;
+
+    accept_date(date, sizeof(date));
+    accept_helo(envelope->helo, helo, sizeof(helo));
+    rc = sp_buf_printf(out,
+                       "Received: from %s (%s)\r\n\tby %s (sealpost) with "
+                       "ESMTP%s%s id %s",
+                       helo, conn->ip, hostname, envelope->tls ? "S" : "",
+                       envelope->identity[0] ? "A" : "", id);
+    if (rc == SP_OK && envelope->recipient_count == 1)
+        rc = sp_buf_printf(out, "\r\n\tfor <%s>", envelope->recipients[0]);
+    if (rc == SP_OK)
+        rc = sp_buf_printf(out, ";\r\n\t%s\r\n", date);
+
+    /* RFC 6409 8.3: the fields a submission server adds when missing. */
+    end = sp_mail_header_end(data->data, data->len, &scanned);
+    if (rc == SP_OK && sp_mail_header_index(&header, data->data,
+                                            end ? end : data->len) == SP_OK) {
+        if (sp_mail_header_count(&header, data->data, "message-id") == 0)
+            rc = sp_buf_printf(out, "Message-ID: <%s.%lld@%s>\r\n", id,
+                               (long long)time(NULL), hostname);
+        if (rc == SP_OK &&
+            sp_mail_header_count(&header, data->data, "date") == 0)
+            rc = sp_buf_printf(out, "Date: %s\r\n", date);
+    }
+    sp_mail_header_free(&header);
+    return rc;
+}
+
+/* Log a stored message: one line with what an operator tracks. */
+static void
+accept_log(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
+           const char *id, size_t size)
+{
+    char sender[300], helo[128];
+
+    sp_log_escape(sender, sizeof(sender), envelope->sender,
+                  strlen(envelope->sender));
+    accept_helo(envelope->helo, helo, sizeof(helo));
+    sp_log_info("accepted queue_id=%s client=%s helo=%s identity=%s "
+                "sender=<%s> size=%zu recipients=%zu tls=%s",
+                id, conn->ip, helo,
+                envelope->identity[0] ? envelope->identity : "-", sender, size,
+                envelope->recipient_count, envelope->tls ? "yes" : "no");
+}
+
+/* On the loop: give the session its verdict, or free a gone connection. */
+static void
+accept_finish(void *arg)
+{
+    struct accept_result *result = arg;
+    struct smtp_conn *conn = result->conn;
+    sp_smtp_reply reply;
+
+    conn->submitting = false;
+    if (conn->gone) {
+        /* The client left; the message, if stored, stays queued. */
+        sp_smtp_session_free(conn->session);
+        sp_buf_free(&conn->out);
+        sp_free(conn);
+        sp_free(result);
+        return;
+    }
+    if (result->rc == SP_OK) {
+        sp_smtp_reply_set(&reply, 250, "2.0.0", "Ok: queued as %s", result->id);
+        conn->messages++;
+        accept_log(conn, conn->envelope, result->id, conn->size);
+    } else if (result->rc == SP_ELIMIT) {
+        sp_smtp_reply_set(&reply, 452, "4.3.1",
+                          "insufficient system storage; try again later");
+    } else {
+        sp_smtp_reply_set(&reply, 451, "4.3.0",
+                          "could not store the message; try again later");
+    }
+    if (result->rc != SP_OK)
+        sp_log_warning("refused queue_id=%s client=%s reason=\"%s\"",
+                       result->id, conn->ip, result->why);
+    sp_free(result);
+    smtp__conn_next(conn,
+                    sp_smtp_session_done(conn->session, &reply, &conn->out));
+}
+
+/* The spool's callback, on its writer thread: hand over to the loop. */
+static void
+accept_stored(void *arg, int rc, const char *id, const sp_error *err)
+{
+    struct smtp_conn *conn = arg;
+    struct accept_result *result = sp_calloc(1, sizeof(*result));
+
+    if (result == NULL)
+        return; /* logged by the session's timeout; see mailbox.c */
+    result->conn = conn;
+    result->rc = rc;
+    snprintf(result->id, sizeof(result->id), "%s", id);
+    snprintf(result->why, sizeof(result->why), "%s",
+             rc == SP_OK ? "" : err->text);
+    daemon_mailbox_post(conn->mailbox, accept_finish, result);
+}
+
+void
+smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
+{
+    struct smtp_conn *conn = arg;
+    sp_queue *queue = conn->smtp->deps.queue;
+    sp_queue_envelope spool = {
+        .sender = envelope->sender,
+        .recipients = (const char *const *)envelope->recipients,
+        .recipient_count = envelope->recipient_count,
+        .client_ip = conn->ip,
+        .identity = envelope->identity,
+    };
+    sp_buf message = SP_BUF_INIT;
+    sp_error err;
+    int rc;
+
+    sp_queue_new_id(queue, conn->queue_id);
+    rc = accept_fields(conn, envelope, data, conn->queue_id, &message);
+    if (rc == SP_OK)
+        rc = sp_buf_append(&message, data->data, data->len);
+    if (rc == SP_OK)
+        rc = sp_queue_submit(queue, &spool, message.data, message.len,
+                             accept_stored, conn, conn->queue_id, &err);
+    else
+        sp_err_set(&err, rc, "out of memory");
+
+    /* The answer comes from the writer thread, or at once on failure. */
+    conn->submitting = true;
+    conn->envelope = envelope;
+    conn->size = message.len;
+    if (rc != SP_OK)
+        accept_stored(conn, rc, conn->queue_id, &err);
+    sp_buf_free(&message);
+}
