@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "events/events.h"
 #include "keys/keys.h"
+#include "queue/queue.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -26,12 +27,15 @@ struct keys_run {
     sp_config config;
     sp_keys *keys;
     sp_events *events;
+    sp_queue *spool; /* the daemon's spool, read only; NULL if none yet */
 };
 
 /* Open configuration, key management and the event log; CLI status. */
 static int
 keys_start(const cli_globals *globals, bool create, struct keys_run *run)
 {
+    sp_queue_options options = {.no_writer = true};
+    char spool[4200];
     sp_error err;
     int rc;
 
@@ -51,12 +55,23 @@ keys_start(const cli_globals *globals, bool create, struct keys_run *run)
         fprintf(stderr, "sealpost: %s\n", err.text);
         return CLI_RUNTIME;
     }
+
+    /* Keys that queued messages carry must not retire. */
+    snprintf(spool, sizeof(spool), "%s/spool", run->config.data_dir);
+    if (access(spool, F_OK) == 0) {
+        if (sp_queue_open(spool, &options, &run->spool, &err) != SP_OK) {
+            fprintf(stderr, "sealpost: %s\n", err.text);
+            return CLI_RUNTIME;
+        }
+        sp_keys_set_queued(run->keys, sp_queue_keys_queued, run->spool);
+    }
     return CLI_OK;
 }
 
 static void
 keys_stop(struct keys_run *run)
 {
+    sp_queue_close(run->spool);
     sp_events_close(run->events);
     sp_keys_close(run->keys);
     sp_config_free(&run->config);
@@ -467,7 +482,7 @@ static void
 status_blocker(struct keys_run *run, const sp_store_key *row, int64_t now,
                char *out, size_t size)
 {
-    int64_t queued = 0, next;
+    int64_t queued = 0, spooled = 0, next;
     char when[40];
     time_t t;
 
@@ -489,6 +504,9 @@ status_blocker(struct keys_run *run, const sp_store_key *row, int64_t now,
         break;
     case SP_STORE_KEY_RETIRING:
         sp_store_key_queued(sp_keys_store(run->keys), row->id, &queued, NULL);
+        if (run->spool != NULL &&
+            sp_queue_keys_queued(run->spool, row->id, &spooled, NULL) == SP_OK)
+            queued += spooled;
         t = (time_t)row->last_expiry;
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
         if (queued > 0)

@@ -3,10 +3,12 @@
  * the fields RFC 6409 says a submission server adds when they are missing,
  * the spool, the session's verdict and the log line.
  *
- * Owns smtp__accept.  The message is submitted to the spool, whose writer
- * thread answers once it is durable; the answer crosses to the loop
- * through the mailbox, and only then does the client hear 250.  A storage
- * failure answers 451 or 452 and the session goes on.
+ * Owns smtp__accept.  The message goes to the signer's threads, which
+ * add its DKIM signatures and submit it to the spool, whose writer thread
+ * answers once it is durable; the answer crosses to the loop through the
+ * mailbox, and only then does the client hear 250.  A storage failure
+ * answers 451 or 452, a message that cannot be signed (no From, or two)
+ * 550, and the session goes on.
  */
 #include "smtp_int.h"
 
@@ -132,6 +134,9 @@ accept_finish(void *arg)
     } else if (result->rc == SP_ELIMIT) {
         sp_smtp_reply_set(&reply, 452, "4.3.1",
                           "insufficient system storage; try again later");
+    } else if (result->rc == SP_EPOLICY || result->rc == SP_ESYNTAX) {
+        sp_smtp_reply_set(&reply, 550, "5.6.0", "message refused: %.200s",
+                          result->why);
     } else {
         sp_smtp_reply_set(&reply, 451, "4.3.0",
                           "could not store the message; try again later");
@@ -161,37 +166,88 @@ accept_stored(void *arg, int rc, const char *id, const sp_error *err)
     daemon_mailbox_post(conn->mailbox, accept_finish, result);
 }
 
-void
-smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
+/* A message on its way through the signer to the spool. */
+struct accept_job {
+    struct smtp_conn *conn;
+    sp_buf message; /* the added fields, then the client's data */
+};
+
+/*
+ * On a signing thread: prepend the signatures and submit; the spool's
+ * answer (or this failure) reaches the loop through accept_stored.
+ */
+static void
+accept_signed(void *arg, int rc, const sp_buf *fields, const int64_t *key_ids,
+              size_t key_count, const sp_error *sign_err)
 {
-    struct smtp_conn *conn = arg;
-    sp_queue *queue = conn->smtp->deps.queue;
+    struct accept_job *job = arg;
+    struct smtp_conn *conn = job->conn;
+    const sp_smtp_envelope *envelope = conn->envelope;
     sp_queue_envelope spool = {
         .sender = envelope->sender,
         .recipients = (const char *const *)envelope->recipients,
         .recipient_count = envelope->recipient_count,
         .client_ip = conn->ip,
         .identity = envelope->identity,
+        .dkim_keys = key_ids,
+        .dkim_key_count = key_count,
     };
-    sp_buf message = SP_BUF_INIT;
+    sp_buf whole = SP_BUF_INIT;
     sp_error err;
-    int rc;
 
-    sp_queue_new_id(queue, conn->queue_id);
-    rc = accept_fields(conn, envelope, data, conn->queue_id, &message);
-    if (rc == SP_OK)
-        rc = sp_buf_append(&message, data->data, data->len);
-    if (rc == SP_OK)
-        rc = sp_queue_submit(queue, &spool, message.data, message.len,
-                             accept_stored, conn, conn->queue_id, &err);
-    else
-        sp_err_set(&err, rc, "out of memory");
+    if (rc != SP_OK) {
+        accept_stored(conn, rc, conn->queue_id, sign_err);
+    } else {
+        rc = sp_buf_append(&whole, fields->data, fields->len);
+        if (rc == SP_OK)
+            rc = sp_buf_append(&whole, job->message.data, job->message.len);
+        conn->size = whole.len;
+        if (rc == SP_OK)
+            rc = sp_queue_submit(conn->smtp->deps.queue, &spool, whole.data,
+                                 whole.len, accept_stored, conn, conn->queue_id,
+                                 &err);
+        else
+            sp_err_set(&err, rc, "out of memory");
+        if (rc != SP_OK)
+            accept_stored(conn, rc, conn->queue_id, &err);
+    }
+    sp_buf_free(&whole);
+    sp_buf_free(&job->message);
+    sp_free(job);
+}
 
-    /* The answer comes from the writer thread, or at once on failure. */
+/*
+ * A finished message from the session: add the fields, then hand it to
+ * the signer; the client hears back once the spool has it.
+ */
+void
+smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
+{
+    struct smtp_conn *conn = arg;
+    struct accept_job *job = sp_calloc(1, sizeof(*job));
+    sp_error err;
+    int rc = job == NULL ? SP_ENOMEM : SP_OK;
+
     conn->submitting = true;
     conn->envelope = envelope;
-    conn->size = message.len;
-    if (rc != SP_OK)
+    conn->size = data->len;
+    sp_queue_new_id(conn->smtp->deps.queue, conn->queue_id);
+    if (rc == SP_OK) {
+        job->conn = conn;
+        rc = accept_fields(conn, envelope, data, conn->queue_id, &job->message);
+    }
+    if (rc == SP_OK)
+        rc = sp_buf_append(&job->message, data->data, data->len);
+    if (rc == SP_OK)
+        rc = daemon_signer_submit(conn->smtp->deps.signer, job->message.data,
+                                  job->message.len, accept_signed, job);
+
+    /* The answer comes through the mailbox, or at once on failure. */
+    if (rc != SP_OK) {
+        if (job != NULL)
+            sp_buf_free(&job->message);
+        sp_free(job);
+        sp_err_set(&err, rc, "out of memory");
         accept_stored(conn, rc, conn->queue_id, &err);
-    sp_buf_free(&message);
+    }
 }

@@ -4,6 +4,7 @@
  *   main.c        options, start-up, the event loop, shutdown
  *   dkim_task.c   daemon_dkim_*: the DKIM key lifecycle on a schedule
  *   mailbox.c     daemon_mailbox_*: work handed from threads to the loop
+ *   signer.c      daemon_signer_*: DKIM signing on worker threads
  *   tls.c         daemon_tls_context: the STARTTLS certificate
  *   smtp_server.c daemon_smtp_*: listeners, connection limits
  *   smtp_conn.c   one SMTP connection on the loop
@@ -36,6 +37,7 @@ struct daemon_dkim {
     sp_events *events;
     sp_dns_resolver *resolver;        /* driven by the event loop */
     struct dkim_domain_check *checks; /* domains waiting for DNS */
+    struct daemon_signer *signer;     /* told when keys change, or NULL */
 };
 
 /*
@@ -87,6 +89,53 @@ void daemon_mailbox_free(struct daemon_mailbox *box);
 int daemon_tls_context(const sp_config *config, const char *hostname,
                        SSL_CTX **out, sp_error *err);
 
+/* ------------------------------------------------------------------------
+ * The signer: DKIM signatures made on worker threads.
+ */
+
+struct daemon_signer;
+
+/*
+ * A signed (or unsigned) message, on a worker thread.  rc SP_OK: fields
+ * holds the DKIM-Signature fields to prepend (empty when the message's
+ * domain has no active key) and key_ids the store ids of the keys that
+ * made them.  Otherwise err says why the message cannot be signed (no
+ * From, two From fields, no domain in it, or the engine's refusal).
+ * Everything given is valid only during the call.
+ */
+typedef void (*daemon_signer_done_fn)(void *arg, int rc, const sp_buf *fields,
+                                      const int64_t *key_ids, size_t key_count,
+                                      const sp_error *err);
+
+/*
+ * Start one worker per core, with the active keys of every domain in
+ * config->dkim_domains opened.  config and keys are borrowed.
+ */
+int daemon_signer_start(const sp_config *config, sp_keys *keys,
+                        struct daemon_signer **out, sp_error *err);
+
+/*
+ * Read the active keys again (after a lifecycle step); messages being
+ * signed finish with the keys they started with.  On failure the old
+ * keys stay.
+ */
+int daemon_signer_reload(struct daemon_signer *signer, sp_error *err);
+
+/*
+ * Sign data[0..len) (the whole message, CRLF line endings), which must
+ * stay valid until done has run; done runs once, on a worker thread.
+ * SP_ENOMEM when the job cannot be queued (done does not run).
+ */
+int daemon_signer_submit(struct daemon_signer *signer, const char *data,
+                         size_t len, daemon_signer_done_fn done, void *arg);
+
+/* Active keys the signer holds for domain (for logs and tests). */
+size_t daemon_signer_key_count(struct daemon_signer *signer,
+                               const char *domain);
+
+/* Finish the jobs in hand, stop the workers, close the keys. */
+void daemon_signer_stop(struct daemon_signer *signer);
+
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {
     const sp_config *config;
@@ -94,6 +143,7 @@ struct daemon_smtp_deps {
     sp_queue *queue;
     sp_store *store; /* API keys */
     struct daemon_mailbox *mailbox;
+    struct daemon_signer *signer; /* DKIM at acceptance */
     const char *hostname;
 };
 

@@ -78,6 +78,7 @@ check_step(struct dkim_domain_check *check)
     sp_keys_report report = {NULL, 0};
     int64_t now = (int64_t)time(NULL);
     sp_buf notes = SP_BUF_INIT;
+    bool changed = false;
     sp_error err;
 
     if (sp_keys_step(task->keys, check->domain, now, false, check_lookup, check,
@@ -90,6 +91,7 @@ check_step(struct dkim_domain_check *check)
 
         if (!change->made && change->from == change->to)
             continue;
+        changed = true;
         fields = json_pack(
             "{s:s, s:s, s:s, s:s, s:s?, s:s, s:I}", "domain", change->domain,
             "selector", change->selector, "algorithm", change->algorithm,
@@ -113,6 +115,12 @@ check_step(struct dkim_domain_check *check)
     }
     sp_buf_free(&notes);
     sp_keys_report_free(&report);
+
+    /* New active keys sign from the next message on. */
+    if (changed && task->signer != NULL &&
+        daemon_signer_reload(task->signer, &err) != SP_OK)
+        sp_log_error("dkim_signer domain=%s error=\"%s\"", check->domain,
+                     err.text);
     check_free(check);
 }
 

@@ -49,6 +49,7 @@ struct daemon {
     sp_dns_resolver *resolver;
     struct daemon_dkim dkim;
     sp_queue *queue;               /* the spool */
+    struct daemon_signer *signer;  /* DKIM signing threads */
     struct daemon_mailbox mailbox; /* answers from the spool's thread */
     struct daemon_smtp *smtp;      /* the submission server */
     char hostname[256];            /* smtp_hostname, or the host's */
@@ -242,7 +243,10 @@ raise_file_limit(const sp_config *config)
                        (long long)config->smtp_max_connections);
 }
 
-/* The spool, the mailbox its answers come through, and the listeners. */
+/*
+ * The spool, the mailbox its answers come through, the signer, and the
+ * listeners.
+ */
 static void
 start_smtp(struct daemon *daemon)
 {
@@ -256,14 +260,26 @@ start_smtp(struct daemon *daemon)
 
     snprintf(spool, sizeof(spool), "%s/spool", config->data_dir);
     if (sp_queue_open(spool, &options, &daemon->queue, &err) != SP_OK ||
-        daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK)
+        daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK ||
+        daemon_signer_start(config, daemon->keys, &daemon->signer, &err) !=
+            SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
+
+    /* A key retires only once no spooled message carries its signature. */
+    sp_keys_set_queued(daemon->keys, sp_queue_keys_queued, daemon->queue);
+    daemon->dkim.signer = daemon->signer;
+    for (size_t i = 0; i < config->dkim_domains.count; i++)
+        sp_log_info("dkim_signing domain=%s keys=%zu",
+                    config->dkim_domains.items[i],
+                    daemon_signer_key_count(daemon->signer,
+                                            config->dkim_domains.items[i]));
     deps = (struct daemon_smtp_deps){
         .config = config,
         .base = daemon->base,
         .queue = daemon->queue,
         .store = sp_keys_store(daemon->keys),
         .mailbox = &daemon->mailbox,
+        .signer = daemon->signer,
         .hostname = daemon->hostname,
     };
     if (daemon_smtp_start(&deps, &daemon->smtp, &err) != SP_OK)
@@ -305,6 +321,7 @@ shutdown_daemon(struct daemon *daemon)
      * and its answers, through the mailbox, free the sessions that waited.
      */
     daemon_smtp_stop(daemon->smtp);
+    daemon_signer_stop(daemon->signer);
     sp_queue_close(daemon->queue);
     daemon_mailbox_free(&daemon->mailbox);
     daemon_dkim_stop(&daemon->dkim);

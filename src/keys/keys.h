@@ -47,6 +47,19 @@ void sp_keys_close(sp_keys *keys);
 sp_store *sp_keys_store(sp_keys *keys);
 
 /*
+ * How many queued messages carry a signature of the key whose store id
+ * is key_id.  The spool keeps that record for the messages it holds.
+ */
+typedef int (*sp_keys_queued_fn)(void *arg, int64_t key_id, int64_t *count,
+                                 sp_error *err);
+
+/*
+ * Let lifecycle steps ask fn as well as the store's own records before a
+ * key retires (the daemon and the command line pass the spool's count).
+ */
+void sp_keys_set_queued(sp_keys *keys, sp_keys_queued_fn fn, void *arg);
+
+/*
  * The default selector for a new key of domain: "sp" year "q" quarter and
  * "r" or "e" (sp2027q1r), with a number added when that selector was used
  * before (sp2027q1r2): selectors are never reused.

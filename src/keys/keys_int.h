@@ -10,11 +10,13 @@
 #include <strings.h>
 
 struct sp_keys {
-    const sp_config *config; /* borrowed: rotation period, expiry, ... */
-    sp_store *store;         /* owned */
-    bool create;             /* make the master key if it is missing */
-    bool master_loaded;      /* master holds the key */
-    sp_crypt_master master;  /* read on first need; wiped on close */
+    const sp_config *config;  /* borrowed: rotation period, expiry, ... */
+    sp_store *store;          /* owned */
+    bool create;              /* make the master key if it is missing */
+    bool master_loaded;       /* master holds the key */
+    sp_crypt_master master;   /* read on first need; wiped on close */
+    sp_keys_queued_fn queued; /* the spool's count, or NULL */
+    void *queued_arg;
 };
 
 /* Load the master key if it is not loaded yet. */

@@ -283,10 +283,15 @@ step_facts(sp_keys *keys, const sp_store_key *rows, size_t count,
                          sizeof(fact->why));
         }
         if (rows[i].state == SP_STORE_KEY_RETIRING) {
+            int64_t spooled = 0;
+
             rc = sp_store_key_queued(keys->store, rows[i].id, &fact->queued,
                                      err);
+            if (rc == SP_OK && keys->queued != NULL)
+                rc = keys->queued(keys->queued_arg, rows[i].id, &spooled, err);
             if (rc != SP_OK)
                 return rc;
+            fact->queued += spooled;
         }
         facts->count++;
     }

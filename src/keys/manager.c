@@ -51,6 +51,13 @@ sp_keys_store(sp_keys *keys)
     return keys->store;
 }
 
+void
+sp_keys_set_queued(sp_keys *keys, sp_keys_queued_fn fn, void *arg)
+{
+    keys->queued = fn;
+    keys->queued_arg = arg;
+}
+
 int
 keys__master(sp_keys *keys, sp_error *err)
 {

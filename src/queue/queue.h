@@ -43,8 +43,11 @@ typedef struct sp_queue_envelope {
     const char *sender;            /* reverse-path, "" for <> */
     const char *const *recipients; /* forward-paths */
     size_t recipient_count;
-    const char *client_ip; /* where it came from */
-    const char *identity;  /* authenticated identity, or "" */
+    const char *client_ip;    /* where it came from */
+    const char *identity;     /* authenticated identity, or "" */
+    const int64_t *dkim_keys; /* store ids of the DKIM keys that signed
+                                 the message (sp_queue_key_count) */
+    size_t dkim_key_count;
 } sp_queue_envelope;
 
 /* States of a message in the spool. */
@@ -141,6 +144,21 @@ int sp_queue_delete(sp_queue *queue, const char *id, sp_error *err);
 
 /* Messages in the spool. */
 int sp_queue_count(sp_queue *queue, uint64_t *count, sp_error *err);
+
+/*
+ * Messages in the spool that carry a signature of the DKIM key whose
+ * store id is key (given in their envelope's dkim_keys): while there are
+ * any, the key must stay published.
+ */
+int sp_queue_key_count(sp_queue *queue, int64_t key, uint64_t *count,
+                       sp_error *err);
+
+/*
+ * The same, in the shape of sp_keys_queued_fn (keys/keys.h), for
+ * sp_keys_set_queued(keys, sp_queue_keys_queued, queue).
+ */
+int sp_queue_keys_queued(void *queue, int64_t key, int64_t *count,
+                         sp_error *err);
 
 /*
  * Finish the submissions in hand (each gets its done call), stop the

@@ -50,8 +50,10 @@ typedef struct queue__item {
     const char *sender;            /* in this allocation */
     const char *const *recipients; /* in this allocation */
     size_t recipient_count;
-    const char *client_ip; /* in this allocation */
-    const char *identity;  /* in this allocation */
+    const char *client_ip;    /* in this allocation */
+    const char *identity;     /* in this allocation */
+    const int64_t *dkim_keys; /* in this allocation */
+    size_t dkim_key_count;
     const void *data;      /* in this allocation, len bytes */
     size_t len;            /* octets of the message */
     int rc;                /* its own result in a stored group: SP_OK,
@@ -234,5 +236,7 @@ int queue__db_read(queue__db *db, uint64_t number,
                    void *arg, sp_buf *data, sp_error *err);
 int queue__db_delete(queue__db *db, uint64_t number, sp_error *err);
 int queue__db_count(queue__db *db, uint64_t *count, sp_error *err);
+int queue__db_key_count(queue__db *db, int64_t key, uint64_t *count,
+                        sp_error *err);
 
 #endif /* SP_QUEUE_INT_H */

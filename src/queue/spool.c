@@ -337,8 +337,8 @@ spool_put(char **at, const char *text, size_t len)
 }
 
 /*
- * Copy envelope and data into one allocation: the item, the recipient
- * pointers, the strings, then the bytes.  NULL when memory runs out.
+ * Copy envelope and data into one allocation: the item, the key ids, the
+ * recipient pointers, the strings, then the bytes.  NULL when memory runs out.
  */
 static queue__item *
 spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
@@ -346,8 +346,11 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     const char *client_ip = envelope->client_ip ? envelope->client_ip : "";
     const char *identity = envelope->identity ? envelope->identity : "";
     size_t n = envelope->recipient_count;
-    size_t size = sizeof(queue__item) + n * sizeof(char *) + len;
+    size_t keys = envelope->dkim_keys != NULL ? envelope->dkim_key_count : 0;
+    size_t size =
+        sizeof(queue__item) + keys * sizeof(int64_t) + n * sizeof(char *) + len;
     const char **recipients;
+    int64_t *key_ids;
     queue__item *item;
     char *at;
 
@@ -358,8 +361,13 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     if (item == NULL)
         return NULL;
     memset(item, 0, sizeof(*item));
-    recipients = (const char **)(item + 1);
+    key_ids = (int64_t *)(item + 1);
+    recipients = (const char **)(key_ids + keys);
     at = (char *)(recipients + n);
+    if (keys > 0)
+        memcpy(key_ids, envelope->dkim_keys, keys * sizeof(int64_t));
+    item->dkim_keys = key_ids;
+    item->dkim_key_count = keys;
     item->sender = spool_put(&at, envelope->sender, strlen(envelope->sender));
     item->client_ip = spool_put(&at, client_ip, strlen(client_ip));
     item->identity = spool_put(&at, identity, strlen(identity));
@@ -391,6 +399,8 @@ spool_check_submission(sp_queue *queue, const sp_queue_envelope *envelope,
     for (size_t i = 0; i < envelope->recipient_count; i++)
         if (envelope->recipients[i] == NULL)
             return sp_err_set(err, SP_EINVAL, "spool: missing recipient");
+    if (envelope->dkim_key_count > 0 && envelope->dkim_keys == NULL)
+        return sp_err_set(err, SP_EINVAL, "spool: missing DKIM key ids");
     if (len > QUEUE_MAX_MESSAGE ||
         envelope->recipient_count > QUEUE_MAX_RECIPIENTS)
         return sp_err_set(err, SP_ELIMIT,
@@ -587,5 +597,26 @@ sp_queue_count(sp_queue *queue, uint64_t *count, sp_error *err)
     pthread_mutex_lock(&queue->reader_lock);
     rc = queue__db_count(queue->reader, count, err);
     pthread_mutex_unlock(&queue->reader_lock);
+    return rc;
+}
+
+int
+sp_queue_key_count(sp_queue *queue, int64_t key, uint64_t *count, sp_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&queue->reader_lock);
+    rc = queue__db_key_count(queue->reader, key, count, err);
+    pthread_mutex_unlock(&queue->reader_lock);
+    return rc;
+}
+
+int
+sp_queue_keys_queued(void *queue, int64_t key, int64_t *count, sp_error *err)
+{
+    uint64_t spooled = 0;
+    int rc = sp_queue_key_count(queue, key, &spooled, err);
+
+    *count = rc == SP_OK ? (int64_t)spooled : 0;
     return rc;
 }

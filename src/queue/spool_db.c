@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DB_SCHEMA_VERSION  1
+#define DB_SCHEMA_VERSION  2
 #define DB_BUSY_MS         10000
 #define DB_WAL_LIMIT_BYTES (64 << 20) /* WAL cut back to this after use */
 
@@ -53,6 +53,18 @@ static const char db_schema_1[] =
     " id INTEGER PRIMARY KEY,"
     " data BLOB NOT NULL);";
 
+/*
+ * Version 2: the DKIM keys whose signatures a message carries (their ids
+ * in the key store), so that a key retires only when no queued message
+ * needs it.  Indexed by key for that question.
+ */
+static const char db_schema_2[] =
+    "CREATE TABLE message_keys ("
+    " message INTEGER NOT NULL,"
+    " key INTEGER NOT NULL,"
+    " PRIMARY KEY (message, key)) WITHOUT ROWID;"
+    "CREATE INDEX message_keys_by_key ON message_keys (key);";
+
 /* Message rows are read with the same column order everywhere. */
 #define DB_MESSAGE_COLUMNS                                                     \
     "id, created_ms, state, sender, client_ip, identity, size"
@@ -62,6 +74,7 @@ struct queue__db {
     sqlite3_stmt *insert_message;   /* writer only */
     sqlite3_stmt *insert_recipient; /* writer only */
     sqlite3_stmt *insert_body;      /* writer only */
+    sqlite3_stmt *insert_key;       /* writer only */
     sqlite3_stmt *select_message;   /* one message by id */
     sqlite3_stmt *select_recipients;
     void (*hook)(void *arg, int pages); /* after each commit, or NULL */
@@ -137,8 +150,10 @@ db_schema(queue__db *db, sp_error *err)
                         version, DB_SCHEMA_VERSION);
     if (rc == SP_OK && version < 1)
         rc = db_exec(db, db_schema_1, err, "creating the schema");
+    if (rc == SP_OK && version < 2)
+        rc = db_exec(db, db_schema_2, err, "upgrading the schema");
     if (rc == SP_OK && version < DB_SCHEMA_VERSION)
-        rc = db_exec(db, "PRAGMA user_version = 1", err, "creating the schema");
+        rc = db_exec(db, "PRAGMA user_version = 2", err, "creating the schema");
     if (rc == SP_OK)
         rc = db_exec(db, "COMMIT", err, "creating the schema");
     if (rc != SP_OK)
@@ -182,6 +197,11 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
     if (rc == SP_OK)
         rc = db_prepare(db, "INSERT INTO bodies (id, data) VALUES (?, ?)",
                         &db->insert_body, err);
+    if (rc == SP_OK)
+        rc = db_prepare(db,
+                        "INSERT OR IGNORE INTO message_keys (message, key) "
+                        "VALUES (?, ?)",
+                        &db->insert_key, err);
     return rc;
 }
 
@@ -248,6 +268,7 @@ queue__db_close(queue__db *db)
     sqlite3_finalize(db->insert_message);
     sqlite3_finalize(db->insert_recipient);
     sqlite3_finalize(db->insert_body);
+    sqlite3_finalize(db->insert_key);
     sqlite3_finalize(db->select_message);
     sqlite3_finalize(db->select_recipients);
     sqlite3_close(db->sql);
@@ -364,6 +385,13 @@ db_insert(queue__db *db, const queue__item *item)
         sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)i);
         sqlite3_bind_text(stmt, 3, item->recipients[i], -1, SQLITE_STATIC);
+        if ((step = db_step(stmt)) != SQLITE_DONE)
+            return step == SQLITE_CONSTRAINT ? SQLITE_ERROR : step;
+    }
+    for (size_t i = 0; i < item->dkim_key_count; i++) {
+        stmt = db->insert_key;
+        sqlite3_bind_int64(stmt, 1, id);
+        sqlite3_bind_int64(stmt, 2, item->dkim_keys[i]);
         if ((step = db_step(stmt)) != SQLITE_DONE)
             return step == SQLITE_CONSTRAINT ? SQLITE_ERROR : step;
     }
@@ -568,14 +596,16 @@ queue__db_read(queue__db *db, uint64_t number,
 int
 queue__db_delete(queue__db *db, uint64_t number, sp_error *err)
 {
-    char sql[200], id[SP_QUEUE_ID_SIZE];
+    char sql[300], id[SP_QUEUE_ID_SIZE];
     int rc;
 
     snprintf(sql, sizeof(sql),
              "DELETE FROM recipients WHERE message = %lld; "
+             "DELETE FROM message_keys WHERE message = %lld; "
              "DELETE FROM bodies WHERE id = %lld; "
              "DELETE FROM messages WHERE id = %lld",
-             (long long)number, (long long)number, (long long)number);
+             (long long)number, (long long)number, (long long)number,
+             (long long)number);
     rc = db_exec(db, "BEGIN IMMEDIATE", err, "deleting a message");
     if (rc == SP_OK)
         rc = db_exec(db, sql, err, "deleting a message");
@@ -589,6 +619,25 @@ queue__db_delete(queue__db *db, uint64_t number, sp_error *err)
         rc = err->code = SP_ELIMIT;
     if (rc != SP_OK)
         db_rollback(db);
+    return rc;
+}
+
+int
+queue__db_key_count(queue__db *db, int64_t key, uint64_t *count, sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = SP_OK;
+
+    if (sqlite3_prepare_v2(db->sql,
+                           "SELECT count(*) FROM message_keys WHERE key = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return db_fail(db, err, "counting a key's messages");
+    sqlite3_bind_int64(stmt, 1, key);
+    if (sqlite3_step(stmt) != SQLITE_ROW)
+        rc = db_fail(db, err, "counting a key's messages");
+    else
+        *count = (uint64_t)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
     return rc;
 }
 

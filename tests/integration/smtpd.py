@@ -16,8 +16,9 @@
       raw(queue_id)              the stored bytes of a message
       apikey(name, *domains)     a new API key
       strip_added(raw)           raw without the fields sealpost added
-                                 (Received, and Message-ID and Date when
-                                 they were added), for byte comparisons
+                                 (DKIM-Signature, Received, and Message-ID
+                                 and Date when they were added), for byte
+                                 comparisons
 """
 import json
 import os
@@ -123,9 +124,11 @@ class Sealpostd:
 
 
 def strip_added(raw, original=b""):
-    """The stored message without the fields sealpost adds: its Received
-    field (the first), and Message-ID and Date unless the original had
-    them."""
+    """The stored message without the fields sealpost adds: its
+    DKIM-Signature fields (at the top), its Received field (next), and
+    Message-ID and Date unless the original had them."""
+    while raw.startswith(b"DKIM-Signature: "):
+        raw = raw[re.search(rb"\r\n(?![ \t])", raw).end():]
     assert raw.startswith(b"Received: "), raw[:80]
     end = re.search(rb"\r\n(?![ \t])", raw).end()
     rest = raw[end:]

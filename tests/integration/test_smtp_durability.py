@@ -108,7 +108,8 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
 
 
 def send_one(port, size):
-    body = b"Subject: fill\r\n\r\n" + (b"z" * 998 + b"\r\n") * (size // 1000)
+    body = (b"From: a@example.com\r\nSubject: fill\r\n\r\n"
+            + (b"z" * 998 + b"\r\n") * (size // 1000))
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
             smtp.sendmail("a@example.com", ["b@example.org"], body)

@@ -76,7 +76,8 @@ def start(server, source="127.0.0.1"):
     return client
 
 
-def transaction(client, body=b"Subject: t\r\n\r\nhello\r\n"):
+def transaction(client,
+                body=b"From: a@example.com\r\nSubject: t\r\n\r\nhello\r\n"):
     assert client.command(b"MAIL FROM:<a@example.com>").startswith(b"250")
     assert client.command(b"RCPT TO:<b@example.org>").startswith(b"250")
     assert client.command(b"DATA").startswith(b"354")
@@ -149,8 +150,8 @@ def test_starttls_discards_pipelined_plaintext(server):
 
 def test_bdat_chunks(server):
     client = start(server)
-    body = (b"Subject: chunks\r\n\r\n" + (b"x" * 70 + b"\r\n") * 40
-            + b".not stuffed\r\n")
+    body = (b"From: a@example.com\r\nSubject: chunks\r\n\r\n"
+            + (b"x" * 70 + b"\r\n") * 40 + b".not stuffed\r\n")
     assert client.command(b"MAIL FROM:<a@example.com>").startswith(b"250")
     assert client.command(b"RCPT TO:<b@example.org>").startswith(b"250")
     client.send(b"BDAT 1000\r\n" + body[:1000])

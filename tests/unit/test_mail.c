@@ -157,6 +157,51 @@ domain_names_are_checked(void **state)
     assert_false(sp_mail_domain_valid("sp2027q1r", 9, SP_MAIL_DOMAIN_DOTTED));
 }
 
+/* The author domain of From values as mail clients write them. */
+static void
+from_domain_is_found(void **state)
+{
+    static const struct {
+        const char *value, *domain; /* NULL: refused */
+    } cases[] = {
+        {" a@example.com\r\n", "example.com"},
+        {" Bank <Statements@Example.COM>\r\n", "example.com"},
+        {" \"Doe, John\" <j@mail.example.org>\r\n", "mail.example.org"},
+        {" \"x@evil.test\" <real@good.example>\r\n", "good.example"},
+        {" (x@evil.test) real@good.example (comment)\r\n", "good.example"},
+        {" \"odd\\\"@\"@quoted.example\r\n", "quoted.example"},
+        {" first@one.example, second@two.example\r\n", "one.example"},
+        {" Name\r\n\t<folded@fold.example>\r\n", "fold.example"},
+        {" <@route.example:a@final.example>\r\n", "final.example"},
+        {" a@ spaced.example \r\n", "spaced.example"},
+        {" no address here\r\n", NULL},
+        {" a@[192.0.2.1]\r\n", NULL},
+        {" \"unclosed <a@example.com>\r\n", NULL},
+        {" (unclosed a@example.com\r\n", NULL},
+        {" Name <a@example.com\r\n", NULL},
+        {" a@bad..example\r\n", NULL},
+        {"", NULL},
+    };
+    char domain[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = sp_mail_from_domain(cases[i].value, strlen(cases[i].value),
+                                     domain, sizeof(domain));
+
+        if (cases[i].domain == NULL) {
+            if (rc != SP_EINVAL)
+                fail_msg("%s: took %s", cases[i].value, domain);
+        } else if (rc != SP_OK || strcmp(domain, cases[i].domain) != 0) {
+            fail_msg("%s: got %s (%d)", cases[i].value, domain, rc);
+        }
+    }
+
+    /* Too small a buffer is refused, not cut. */
+    assert_int_equal(sp_mail_from_domain(" a@example.com", 14, domain, 5),
+                     SP_EINVAL);
+}
+
 int
 main(void)
 {
@@ -168,6 +213,7 @@ main(void)
         cmocka_unit_test(header_index_treats_bare_lf_as_content),
         cmocka_unit_test(header_index_reports_allocation_failure),
         cmocka_unit_test(domain_names_are_checked),
+        cmocka_unit_test(from_domain_is_found),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

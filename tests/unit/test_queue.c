@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,121 @@ on_read_check(void *arg, const sp_queue_info *info)
     if (info->recipient_count == 2)
         assert_string_equal(info->recipients[1], "b@example.net");
     (*seen)++;
+}
+
+/* Submit with the DKIM key ids given; waits for the commit. */
+static void
+submit_signed(sp_queue *queue, const int64_t *keys, size_t key_count,
+              char id[SP_QUEUE_ID_SIZE])
+{
+    sp_queue_envelope envelope = {
+        .sender = "s@example.com",
+        .recipients = two_recipients,
+        .recipient_count = 1,
+        .dkim_keys = keys,
+        .dkim_key_count = key_count,
+    };
+    struct record record = {0};
+    struct tally tally;
+    sp_error err;
+
+    tally_init(&tally);
+    record.tally = &tally;
+    id[0] = '\0';
+    assert_int_equal(sp_queue_submit(queue, &envelope, "m\r\n", 3, on_done,
+                                     &record, id, &err),
+                     SP_OK);
+    tally_wait(&tally, 1);
+    assert_int_equal(record.rc, SP_OK);
+    tally_free(&tally);
+}
+
+static uint64_t
+key_count(sp_queue *queue, int64_t key)
+{
+    uint64_t count = UINT64_MAX;
+    sp_error err;
+
+    assert_int_equal(sp_queue_key_count(queue, key, &count, &err), SP_OK);
+    return count;
+}
+
+/* A message keeps its keys counted until it is deleted. */
+static void
+messages_count_the_keys_that_signed_them(void **state)
+{
+    static const int64_t both[] = {7, 9}, one[] = {9};
+    char dir[256], first[SP_QUEUE_ID_SIZE], second[SP_QUEUE_ID_SIZE];
+    char third[SP_QUEUE_ID_SIZE];
+    sp_queue *queue, *reader;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("queue", dir, sizeof(dir));
+    queue = open_queue(dir, false);
+    submit_signed(queue, both, 2, first);
+    submit_signed(queue, one, 1, second);
+    submit_signed(queue, NULL, 0, third);
+    assert_int_equal(key_count(queue, 7), 1);
+    assert_int_equal(key_count(queue, 9), 2);
+    assert_int_equal(key_count(queue, 5), 0);
+
+    /* Another process (the command line) sees the same. */
+    reader = open_queue(dir, true);
+    assert_int_equal(key_count(reader, 9), 2);
+    assert_int_equal(sp_queue_delete(reader, first, &err), SP_OK);
+    sp_queue_close(reader);
+    assert_int_equal(key_count(queue, 7), 0);
+    assert_int_equal(key_count(queue, 9), 1);
+    assert_int_equal(sp_queue_delete(queue, second, &err), SP_OK);
+    assert_int_equal(key_count(queue, 9), 0);
+    sp_queue_close(queue);
+    testlib_remove_dir(dir);
+}
+
+/* A spool written by the first schema opens, upgraded, messages kept. */
+static void
+first_schema_is_upgraded(void **state)
+{
+    char dir[256], path[300], id[SP_QUEUE_ID_SIZE];
+    sqlite3 *db;
+    sp_queue *queue;
+    uint64_t count = 0;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("queue", dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/spool.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE messages (id INTEGER PRIMARY KEY,"
+                     " created_ms INTEGER NOT NULL, state TEXT NOT NULL,"
+                     " sender TEXT NOT NULL, client_ip TEXT NOT NULL,"
+                     " identity TEXT NOT NULL, size INTEGER NOT NULL);"
+                     "CREATE TABLE recipients (message INTEGER NOT NULL,"
+                     " position INTEGER NOT NULL, address TEXT NOT NULL,"
+                     " PRIMARY KEY (message, position)) WITHOUT ROWID;"
+                     "CREATE TABLE bodies (id INTEGER PRIMARY KEY,"
+                     " data BLOB NOT NULL);"
+                     "INSERT INTO messages VALUES (1835008, 1, 'queued',"
+                     " 'a@example.com', '', '', 1);"
+                     "INSERT INTO recipients VALUES (1835008, 0,"
+                     " 'b@example.org');"
+                     "INSERT INTO bodies VALUES (1835008, x'41');"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    queue = open_queue(dir, false);
+    assert_int_equal(sp_queue_count(queue, &count, &err), SP_OK);
+    assert_int_equal(count, 1);
+    assert_int_equal(key_count(queue, 1), 0);
+    submit_signed(queue, (const int64_t[]){1}, 1, id);
+    assert_int_equal(key_count(queue, 1), 1);
+    sp_queue_close(queue);
+    testlib_remove_dir(dir);
 }
 
 static void
@@ -714,6 +830,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_submit_list_read_delete),
+        cmocka_unit_test(messages_count_the_keys_that_signed_them),
+        cmocka_unit_test(first_schema_is_upgraded),
         cmocka_unit_test(ids_unique_ordered_and_parse_back),
         cmocka_unit_test(ids_from_new_id_are_kept_and_used_once),
         cmocka_unit_test(concurrent_submissions_share_flushes),

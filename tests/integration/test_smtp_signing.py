@@ -1,0 +1,142 @@
+"""DKIM signing at acceptance: what sealpostd queues is signed, and the
+signatures pass dkimpy.
+
+The keys are made and activated with the command line before sealpostd
+starts (RSA-2048 and Ed25519 for example.com); their records come from
+"sealpost dkim dns".  Then, over SMTP:
+
+- a message from example.com is queued with two signatures, one per key,
+  each passing dkimpy, with x= set and the body bytes untouched;
+- a message from a domain without keys is queued unsigned;
+- a message without From, or with two, is refused with 550 and nothing
+  is queued;
+- a key that queued messages carry cannot retire: "dkim status" says so
+  until the message leaves the spool.
+"""
+import re
+import smtplib
+
+import dkim
+import pytest
+
+from smtpd import Sealpostd, strip_added
+
+BODY = (b"Dear customer,\r\n\r\nYour statement is attached.  Two spaces.\r\n"
+        b"\tIndented line \r\n\r\n")
+
+
+def records(server, domain):
+    """The TXT records "dkim dns" prints (zone-file syntax, values split
+    into quoted strings over several lines), as {name: value}."""
+    text = server.sealpost("dkim", "dns", domain).stdout.decode()
+    text = "\n".join(line for line in text.splitlines()
+                     if not line.lstrip().startswith(";"))
+    found = {}
+    for name, strings in re.findall(
+            r'(\S+)\s+\d+\s+IN\s+TXT\s+\(?((?:\s*"[^"]*")+)', text):
+        found[name.rstrip(".").lower()] = "".join(
+            re.findall(r'"([^"]*)"', strings))
+    assert found, text
+    return found
+
+
+def dnsfunc(table):
+    def lookup(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        value = table.get(name.lower().rstrip("."))
+        return value.encode() if value is not None else None
+    return lookup
+
+
+def send(server, sender, header):
+    message = header + b"\r\n" + BODY
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+            smtp.sendmail(sender, ["customer@example.org"], message)
+        return 250, message
+    except smtplib.SMTPDataError as refusal:
+        return refusal.smtp_code, refusal.smtp_error
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = Sealpostd(tmp_path, "dkim_domains = example.com\n")
+    for selector, kind in (("t1r", ["--rsa", "2048"]),
+                           ("t1e", ["--ed25519"])):
+        server.sealpost("dkim", "keygen", "example.com", "--selector",
+                        selector, *kind)
+        server.sealpost("dkim", "activate", "example.com", selector)
+    with server:
+        yield server
+
+
+def signatures(raw):
+    """The DKIM-Signature fields at the top of raw, unfolded."""
+    return [re.sub(rb"\r\n[ \t]+", b" ", field) for field in
+            re.findall(rb"^DKIM-Signature:.*?\r\n(?![ \t])", raw,
+                       re.M | re.S)]
+
+
+def test_message_is_signed_with_every_active_key(server):
+    assert "dkim_signing domain=example.com keys=2" in server.log()
+    header = (b"From: Bank <Statements@Example.COM>\r\n"
+              b"To: customer@example.org\r\nSubject: Statement\r\n")
+    code, sent = send(server, "statements@example.com", header)
+    assert code == 250
+    (entry,) = server.queue()
+    raw = server.raw(entry["id"])
+
+    fields = signatures(raw)
+    assert len(fields) == 2, raw[:2000]
+    algorithms = sorted(re.search(rb"a=([\w-]+)", f).group(1) for f in fields)
+    assert algorithms == [b"ed25519-sha256", b"rsa-sha256"]
+    for field in fields:
+        assert b"d=example.com" in field
+        assert re.search(rb"x=\d+", field), field
+    lookup = dnsfunc(records(server, "example.com"))
+    verifier = dkim.DKIM(raw)
+    for index in range(2):
+        assert verifier.verify(idx=index, dnsfunc=lookup), index
+
+    # Signatures and the trace field are added; the client's bytes are not
+    # touched.
+    assert raw.endswith(sent)
+    assert strip_added(raw).endswith(sent)
+
+
+def test_other_domains_go_unsigned_and_broken_ones_are_refused(server):
+    code, sent = send(server, "news@other.example",
+                      b"From: news@other.example\r\nSubject: hi\r\n")
+    assert code == 250
+    (entry,) = server.queue()
+    raw = server.raw(entry["id"])
+    assert signatures(raw) == [] and raw.endswith(sent)
+
+    code, reply = send(server, "a@example.com", b"Subject: no author\r\n")
+    assert code == 550 and b"From" in reply, reply
+    code, reply = send(server, "a@example.com",
+                       b"From: a@example.com\r\nFrom: b@example.com\r\n")
+    assert code == 550 and b"From" in reply, reply
+    assert len(server.queue()) == 1
+
+
+def test_key_in_a_queued_signature_does_not_retire(server):
+    code, _ = send(server, "a@example.com", b"From: a@example.com\r\n")
+    assert code == 250
+    (entry,) = server.queue()
+
+    # A new Ed25519 key takes over: the old one retires, but waits for the
+    # message that carries its signature.
+    server.sealpost("dkim", "keygen", "example.com", "--selector", "t2e",
+                    "--ed25519")
+    server.sealpost("dkim", "activate", "example.com", "t2e")
+    server.sealpost("dkim", "rotate", "example.com")
+    status = server.sealpost("dkim", "status", "example.com").stdout.decode()
+    line = next(l for l in status.splitlines() if "t1e" in l)
+    assert "retiring" in line and "1 queued message" in line, status
+
+    server.sealpost("queue", "delete", entry["id"])
+    status = server.sealpost("dkim", "status", "example.com").stdout.decode()
+    line = next(l for l in status.splitlines() if "t1e" in l)
+    assert "queued message" not in line, status
