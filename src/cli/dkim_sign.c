@@ -356,7 +356,7 @@ sign_record(const struct sign_options *opt, sp_keys *keys)
     sp_error err;
 
     for (size_t i = 0; i < opt->count; i++)
-        if (sp_store_key_signed(sp_keys_store(keys), opt->key_ids[i], expiry,
+        if (sp_store_key_signed(sp_keys_store(keys), opt->key_ids[i], 1, expiry,
                                 NULL, &err) != SP_OK)
             fprintf(stderr, "sealpost: warning: %s\n", err.text);
 }

@@ -133,8 +133,19 @@ int daemon_signer_submit(struct daemon_signer *signer, const char *data,
 size_t daemon_signer_key_count(struct daemon_signer *signer,
                                const char *domain);
 
-/* Finish the jobs in hand, stop the workers, close the keys. */
-void daemon_signer_stop(struct daemon_signer *signer);
+/*
+ * Write the signatures made since the last flush to the key store: per
+ * key, how many and the latest x=.  What cannot be written is kept for
+ * the next flush.  On the loop thread.
+ */
+int daemon_signer_flush(struct daemon_signer *signer, sp_store *store,
+                        sp_error *err);
+
+/*
+ * Finish the jobs in hand, stop the workers, flush to store (when not
+ * NULL), close the keys.
+ */
+void daemon_signer_stop(struct daemon_signer *signer, sp_store *store);
 
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {

@@ -200,12 +200,19 @@ void
 daemon_dkim_check(struct daemon_dkim *task)
 {
     const sp_config_list *domains = &task->config->dkim_domains;
+    sp_error err;
 
     if (task->checks != NULL) {
         sp_log_warning("dkim_check skipped=yes reason=\"the previous check "
                        "is still waiting for DNS\"");
         return;
     }
+
+    /* The lifecycle judges retiring keys by their latest x=. */
+    if (task->signer != NULL &&
+        daemon_signer_flush(task->signer, sp_keys_store(task->keys), &err) !=
+            SP_OK)
+        sp_log_error("dkim_tally error=\"%s\"", err.text);
     for (size_t i = 0; i < domains->count; i++)
         check_domain(task, domains->items[i]);
 }

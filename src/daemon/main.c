@@ -50,6 +50,7 @@ struct daemon {
     struct daemon_dkim dkim;
     sp_queue *queue;               /* the spool */
     struct daemon_signer *signer;  /* DKIM signing threads */
+    struct event *tally_timer;     /* writes the signer's tally */
     struct daemon_mailbox mailbox; /* answers from the spool's thread */
     struct daemon_smtp *smtp;      /* the submission server */
     char hostname[256];            /* smtp_hostname, or the host's */
@@ -192,6 +193,21 @@ on_dkim_timer(evutil_socket_t fd, short what, void *arg)
     daemon_dkim_check(&daemon->dkim);
 }
 
+#define TALLY_INTERVAL_S 60 /* how often signatures made are recorded */
+
+static void
+on_tally_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *daemon = arg;
+    sp_error err;
+
+    (void)fd;
+    (void)what;
+    if (daemon_signer_flush(daemon->signer, sp_keys_store(daemon->keys),
+                            &err) != SP_OK)
+        sp_log_error("dkim_tally error=\"%s\"", err.text);
+}
+
 /* Open what the daemon keeps: keys, events, resolver; check the keys. */
 static void
 open_services(struct daemon *daemon)
@@ -268,6 +284,12 @@ start_smtp(struct daemon *daemon)
     /* A key retires only once no spooled message carries its signature. */
     sp_keys_set_queued(daemon->keys, sp_queue_keys_queued, daemon->queue);
     daemon->dkim.signer = daemon->signer;
+    daemon->tally_timer =
+        event_new(daemon->base, -1, EV_PERSIST, on_tally_timer, daemon);
+    if (daemon->tally_timer == NULL ||
+        event_add(daemon->tally_timer,
+                  &(struct timeval){.tv_sec = TALLY_INTERVAL_S}) != 0)
+        sp_log_fatal(3, "startup error=\"cannot schedule the DKIM tally\"");
     for (size_t i = 0; i < config->dkim_domains.count; i++)
         sp_log_info("dkim_signing domain=%s keys=%zu",
                     config->dkim_domains.items[i],
@@ -321,7 +343,8 @@ shutdown_daemon(struct daemon *daemon)
      * and its answers, through the mailbox, free the sessions that waited.
      */
     daemon_smtp_stop(daemon->smtp);
-    daemon_signer_stop(daemon->signer);
+    event_free(daemon->tally_timer);
+    daemon_signer_stop(daemon->signer, sp_keys_store(daemon->keys));
     sp_queue_close(daemon->queue);
     daemon_mailbox_free(&daemon->mailbox);
     daemon_dkim_stop(&daemon->dkim);

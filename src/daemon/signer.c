@@ -14,16 +14,16 @@
  * store and opened once into a key set, which workers share; reloading
  * (after a lifecycle check) swaps in a new set while jobs in flight
  * finish with the old one, freed when its last user lets go.  Nothing
- * here logs: the caller logs what done reports.
+ * here logs but a failed last flush: the caller logs what done reports.
  *
  * Which keys signed a message is kept with it in the spool, so a key
- * retires only when no queued message carries its signature.  Missing:
- * the key store's count of signatures and latest x= (last_expiry) are not
- * advanced for mail signed here, only for "sealpost dkim sign"; so once
- * a key is retiring and its messages have left the spool, it may retire
- * before the x= of its last signatures has passed.  Recording them once
- * per lifecycle check, not once per message (a store commit each), is
- * the planned fix.
+ * retires only when no queued message carries its signature.  The key
+ * store's count of signatures and latest x= (which keeps a retiring key
+ * published until its signatures have expired) are tallied here and
+ * written by daemon_signer_flush: a store commit per message would cost
+ * a flush each.  A crash loses the tally since the last flush; the x=
+ * it held is at most a flush interval later than the one stored, and a
+ * key only signs while active, long before it may retire.
  */
 #include "daemon.h"
 
@@ -62,9 +62,20 @@ struct signer_job {
     void *arg;
 };
 
+/* Signatures made by one key since the last flush. */
+struct signer_tally {
+    int64_t id;     /* the key's store id */
+    int64_t count;  /* signatures made */
+    int64_t expiry; /* the latest x= among them */
+};
+
 struct daemon_signer {
     const sp_config *config;
     sp_keys *keys;
+
+    pthread_mutex_t tally_lock;
+    struct signer_tally *tally; /* under tally_lock */
+    size_t tally_count, tally_capacity;
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -166,6 +177,68 @@ set_take(struct daemon_signer *signer)
 }
 
 /* ------------------------------------------------------------------------
+ * The tally of signatures made
+ */
+
+/* Count count signatures of key id expiring at expiry; caller locks. */
+static void
+tally_add(struct daemon_signer *signer, int64_t id, int64_t count,
+          int64_t expiry)
+{
+    struct signer_tally *grown;
+    size_t i = 0;
+
+    while (i < signer->tally_count && signer->tally[i].id != id)
+        i++;
+    if (i == signer->tally_count) {
+        if (i == signer->tally_capacity) {
+            size_t capacity = signer->tally_capacity * 2 + 8;
+
+            grown = sp_realloc(signer->tally, capacity * sizeof(*grown));
+            if (grown == NULL)
+                return; /* the count is lost, the spool still knows */
+            signer->tally = grown;
+            signer->tally_capacity = capacity;
+        }
+        signer->tally[i] = (struct signer_tally){.id = id};
+        signer->tally_count++;
+    }
+    signer->tally[i].count += count;
+    if (expiry > signer->tally[i].expiry)
+        signer->tally[i].expiry = expiry;
+}
+
+int
+daemon_signer_flush(struct daemon_signer *signer, sp_store *store,
+                    sp_error *err)
+{
+    struct signer_tally *tally;
+    size_t count;
+    int rc = SP_OK;
+
+    pthread_mutex_lock(&signer->tally_lock);
+    tally = signer->tally;
+    count = signer->tally_count;
+    signer->tally = NULL;
+    signer->tally_count = signer->tally_capacity = 0;
+    pthread_mutex_unlock(&signer->tally_lock);
+
+    /* What cannot be written now is kept for the next flush. */
+    for (size_t i = 0; i < count; i++) {
+        if (rc == SP_OK)
+            rc = sp_store_key_signed(store, tally[i].id, tally[i].count,
+                                     tally[i].expiry, NULL, err);
+        if (rc != SP_OK) {
+            pthread_mutex_lock(&signer->tally_lock);
+            tally_add(signer, tally[i].id, tally[i].count, tally[i].expiry);
+            pthread_mutex_unlock(&signer->tally_lock);
+        }
+    }
+    sp_free(tally);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
  * Signing
  */
 
@@ -235,13 +308,20 @@ sign_job(struct daemon_signer *signer, struct signer_job *job)
             .expire_after = signer->config->dkim_signature_expiry,
         };
     if (rc == SP_OK && keys != NULL && keys->count > 0) {
-        rc = sp_dkim_sign_new(specs, keys->count, (int64_t)time(NULL), &sign,
-                              &err);
+        int64_t now = (int64_t)time(NULL);
+
+        rc = sp_dkim_sign_new(specs, keys->count, now, &sign, &err);
         if (rc == SP_OK)
             rc = sp_dkim_sign_feed(sign, job->data, job->len, &err);
         if (rc == SP_OK)
             rc = sp_dkim_sign_finish(sign, &fields, &err);
         sp_dkim_sign_free(sign);
+
+        pthread_mutex_lock(&signer->tally_lock);
+        for (size_t i = 0; rc == SP_OK && i < keys->count; i++)
+            tally_add(signer, keys->ids[i], 1,
+                      specs[i].expire_after ? now + specs[i].expire_after : 0);
+        pthread_mutex_unlock(&signer->tally_lock);
     }
 
     if (rc == SP_OK && keys != NULL)
@@ -301,6 +381,7 @@ daemon_signer_start(const sp_config *config, sp_keys *keys,
     signer->keys = keys;
     signer->tail = &signer->head;
     pthread_mutex_init(&signer->lock, NULL);
+    pthread_mutex_init(&signer->tally_lock, NULL);
     pthread_cond_init(&signer->wake, NULL);
     rc = daemon_signer_reload(signer, err);
     for (size_t i = 0; rc == SP_OK && i < threads; i++) {
@@ -310,7 +391,7 @@ daemon_signer_start(const sp_config *config, sp_keys *keys,
             signer->thread_count++;
     }
     if (rc != SP_OK) {
-        daemon_signer_stop(signer);
+        daemon_signer_stop(signer, NULL);
         return rc;
     }
     *out = signer;
@@ -351,8 +432,10 @@ daemon_signer_key_count(struct daemon_signer *signer, const char *domain)
 }
 
 void
-daemon_signer_stop(struct daemon_signer *signer)
+daemon_signer_stop(struct daemon_signer *signer, sp_store *store)
 {
+    sp_error err;
+
     if (signer == NULL)
         return;
     pthread_mutex_lock(&signer->lock);
@@ -361,7 +444,11 @@ daemon_signer_stop(struct daemon_signer *signer)
     pthread_mutex_unlock(&signer->lock);
     for (size_t i = 0; i < signer->thread_count; i++)
         pthread_join(signer->threads[i], NULL);
+    if (store != NULL && daemon_signer_flush(signer, store, &err) != SP_OK)
+        sp_log_error("dkim_tally error=\"%s\"", err.text);
     set_release(signer->set);
+    sp_free(signer->tally);
+    pthread_mutex_destroy(&signer->tally_lock);
     pthread_mutex_destroy(&signer->lock);
     pthread_cond_destroy(&signer->wake);
     sp_free(signer);

@@ -317,16 +317,21 @@ sqlite_run(struct store_sqlite *self, const char *sql, int64_t a, int64_t b,
 }
 
 static int
-sqlite_key_signed(void *impl, int64_t id, int64_t expiry, const char *message,
-                  sp_error *err)
+sqlite_key_signed(void *impl, int64_t id, int64_t count, int64_t expiry,
+                  const char *message, sp_error *err)
 {
     struct store_sqlite *self = impl;
     int rc;
 
     rc = sqlite_run(self,
-                    "UPDATE dkim_keys SET signatures = signatures + 1, "
-                    "last_expiry = MAX(last_expiry, :b) WHERE id = :a",
-                    id, expiry, NULL, err, "recording a signature");
+                    "UPDATE dkim_keys SET signatures = signatures + :b "
+                    "WHERE id = :a",
+                    id, count, NULL, err, "recording a signature");
+    if (rc == SP_OK)
+        rc = sqlite_run(self,
+                        "UPDATE dkim_keys SET last_expiry = "
+                        "MAX(last_expiry, :b) WHERE id = :a",
+                        id, expiry, NULL, err, "recording a signature");
     if (rc == SP_OK && message != NULL)
         rc = sqlite_run(self,
                         "INSERT OR IGNORE INTO queued_signatures "

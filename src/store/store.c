@@ -108,10 +108,11 @@ sp_store_key_set_state(sp_store *store, int64_t id, sp_store_key_state state,
 }
 
 int
-sp_store_key_signed(sp_store *store, int64_t id, int64_t expiry,
+sp_store_key_signed(sp_store *store, int64_t id, int64_t count, int64_t expiry,
                     const char *message, sp_error *err)
 {
-    return store->backend->key_signed(store->impl, id, expiry, message, err);
+    return store->backend->key_signed(store->impl, id, count, expiry, message,
+                                      err);
 }
 
 int

@@ -87,12 +87,12 @@ int sp_store_key_set_state(sp_store *store, int64_t id,
                            bool unconfirmed, sp_error *err);
 
 /*
- * Record that the key made a signature expiring at expiry (0: no x=), and
- * that message (a queue id, or NULL) carries it until
- * sp_store_key_released; the key cannot retire while one does.
+ * Record that the key made count signatures, the latest expiring at
+ * expiry (0: no x=), and that message (a queue id, or NULL) carries one
+ * until sp_store_key_released; the key cannot retire while one does.
  */
-int sp_store_key_signed(sp_store *store, int64_t id, int64_t expiry,
-                        const char *message, sp_error *err);
+int sp_store_key_signed(sp_store *store, int64_t id, int64_t count,
+                        int64_t expiry, const char *message, sp_error *err);
 
 /* The message no longer waits in the queue (delivered, bounced, gone). */
 int sp_store_key_released(sp_store *store, const char *message, sp_error *err);
@@ -146,7 +146,7 @@ struct sp_store_backend {
                     size_t *count, sp_error *err);
     int (*key_set_state)(void *impl, int64_t id, sp_store_key_state state,
                          int64_t at, bool unconfirmed, sp_error *err);
-    int (*key_signed)(void *impl, int64_t id, int64_t expiry,
+    int (*key_signed)(void *impl, int64_t id, int64_t count, int64_t expiry,
                       const char *message, sp_error *err);
     int (*key_released)(void *impl, const char *message, sp_error *err);
     int (*key_queued)(void *impl, int64_t id, int64_t *count, sp_error *err);

@@ -11,10 +11,13 @@ starts (RSA-2048 and Ed25519 for example.com); their records come from
 - a message without From, or with two, is refused with 550 and nothing
   is queued;
 - a key that queued messages carry cannot retire: "dkim status" says so
-  until the message leaves the spool.
+  until the message leaves the spool;
+- the key store counts the signatures made and their latest x=.
 """
+import json
 import re
 import smtplib
+import time
 
 import dkim
 import pytest
@@ -140,3 +143,20 @@ def test_key_in_a_queued_signature_does_not_retire(server):
     status = server.sealpost("dkim", "status", "example.com").stdout.decode()
     line = next(l for l in status.splitlines() if "t1e" in l)
     assert "queued message" not in line, status
+
+
+def test_store_counts_signatures_and_their_latest_expiry(server):
+    for n in range(3):
+        code, _ = send(server, "a@example.com", b"From: a@example.com\r\n")
+        assert code == 250
+    signed_by = time.time()
+    server.stop()  # the tally is written at the latest on the way out
+
+    out = server.sealpost("dkim", "status", "example.com", "--json").stdout
+    keys = [json.loads(line) for line in out.decode().splitlines()]
+    assert sorted(k["selector"] for k in keys) == ["t1e", "t1r"]
+    expiry = 100 * 86400  # dkim_signature_expiry's default
+    for key in keys:
+        assert key["signatures"] == 3, key
+        assert signed_by - 60 + expiry <= key["last_expiry"] \
+            <= signed_by + expiry + 1, key

@@ -49,9 +49,9 @@ store_rows_and_rules(void **state)
     assert_int_equal(sp_store_key_set_state(store, key.id, SP_STORE_KEY_ACTIVE,
                                             200, false, &err),
                      SP_OK);
-    assert_int_equal(sp_store_key_signed(store, key.id, 5000, "q1", &err),
+    assert_int_equal(sp_store_key_signed(store, key.id, 1, 5000, "q1", &err),
                      SP_OK);
-    assert_int_equal(sp_store_key_signed(store, key.id, 4000, "q2", &err),
+    assert_int_equal(sp_store_key_signed(store, key.id, 2, 4000, "q2", &err),
                      SP_OK);
     assert_int_equal(sp_store_key_queued(store, key.id, &queued, &err), SP_OK);
     assert_int_equal(queued, 2);
@@ -65,7 +65,7 @@ store_rows_and_rules(void **state)
     assert_int_equal(rows[0].state, SP_STORE_KEY_ACTIVE);
     assert_int_equal(rows[0].activated, 200);
     assert_int_equal(rows[0].last_expiry, 5000);
-    assert_int_equal(rows[0].signatures, 2);
+    assert_int_equal(rows[0].signatures, 3);
     assert_int_equal(rows[0].sealed.len, 6);
     assert_string_equal(rows[0].public_record, "v=DKIM1; k=rsa; p=AAAA");
     sp_store_keys_free(rows, count);
