@@ -162,6 +162,43 @@ bool sp_smtp_session_receiving(const sp_smtp_session *session);
 
 void sp_smtp_session_free(sp_smtp_session *session);
 
+/* ------------------------------------------------------------------------
+ * Classifying a remote server's replies (classify.c, doc/bounces.md)
+ */
+
+typedef enum sp_smtp_class {
+    SP_SMTP_CLASS_NONE,              /* not a refusal (2xx, 3xx) */
+    SP_SMTP_CLASS_UNDETERMINED,      /* a 5xx that says nothing more */
+    SP_SMTP_CLASS_INVALID_RECIPIENT, /* no such mailbox */
+    SP_SMTP_CLASS_DNS_FAILURE,       /* the domain cannot take mail */
+    SP_SMTP_CLASS_MAILBOX_FULL,
+    SP_SMTP_CLASS_TOO_LARGE,    /* the message is over a limit */
+    SP_SMTP_CLASS_TIMEOUT,      /* connection or delivery time */
+    SP_SMTP_CLASS_POLICY,       /* DMARC, SPF, reverse DNS, rules */
+    SP_SMTP_CLASS_SPAM_BLOCK,   /* the sender's address or IP */
+    SP_SMTP_CLASS_SPAM_CONTENT, /* the message itself */
+    SP_SMTP_CLASS_RELAY_DENIED, /* the server is not the domain's */
+    SP_SMTP_CLASS_RATE_LIMITED, /* slow down, try later */
+    SP_SMTP_CLASS_TLS_FAILURE,  /* encryption needed or failed */
+    SP_SMTP_CLASS_AUTH_FAILURE, /* the server wanted credentials */
+    SP_SMTP_CLASS_TRANSIENT,    /* a 4xx that says nothing more */
+} sp_smtp_class;
+
+/*
+ * The class of a reply: its code (250, 452, 550 ...), its enhanced code
+ * ("5.1.1", or NULL or "" when it had none) and its text (NULL allowed).
+ * NONE for 2xx and 3xx.  Retrying is the code's business, not the
+ * class's: 4xx are retried, 5xx are not.
+ */
+sp_smtp_class sp_smtp_classify(int code, const char *enhanced,
+                               const char *text);
+
+/* The class's name in events and reports ("invalid_recipient"). */
+const char *sp_smtp_class_name(sp_smtp_class class);
+
+/* SparkPost's bounce class number for it, where one fits (doc/bounces.md). */
+int sp_smtp_class_number(sp_smtp_class class);
+
 /* Fill reply with code, enhanced code and formatted text. */
 void sp_smtp_reply_set(sp_smtp_reply *reply, int code, const char *enhanced,
                        const char *fmt, ...) SP_PRINTF(4, 5);
