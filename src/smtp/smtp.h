@@ -1,12 +1,14 @@
 /*
  * smtp.h: the public face of sealpost's SMTP module.
  *
- * What it owns today: the submission server's protocol engine
- * (server.c and the files it names), a state machine kept apart from
- * sockets: bytes in, reply bytes out, and calls to its owner at the points
- * where the owner decides (authentication, sender, recipients, the
- * finished message, STARTTLS).  It can be tested byte by byte, and the
- * daemon drives it from libevent.  The delivery client joins it later.
+ * What it owns: the submission server's protocol engine (server.c and
+ * the files it names), a state machine kept apart from sockets: bytes in,
+ * reply bytes out, and calls to its owner at the points where the owner
+ * decides (authentication, sender, recipients, the finished message,
+ * STARTTLS).  It can be tested byte by byte, and the daemon drives it
+ * from libevent.  The delivery client's engine (client.c) is the same
+ * kind of machine for the other side, and classify.c gives the remote
+ * server's refusals their bounce class.
  *
  * ESMTP (RFC 5321) with PIPELINING (2920), SIZE (1870), 8BITMIME (6152),
  * SMTPUTF8 (6531), ENHANCEDSTATUSCODES (2034, 3463), CHUNKING and BDAT
@@ -198,6 +200,102 @@ const char *sp_smtp_class_name(sp_smtp_class class);
 
 /* SparkPost's bounce class number for it, where one fits (doc/bounces.md). */
 int sp_smtp_class_number(sp_smtp_class class);
+
+/* ------------------------------------------------------------------------
+ * The delivery client (client.c): sealpost speaking to a recipient's mail
+ * server.  The owner connects, feeds the server's bytes to
+ * sp_smtp_client_input, writes what lands in out, and follows the
+ * returned next step.
+ */
+
+typedef struct sp_smtp_client sp_smtp_client;
+
+typedef struct sp_smtp_client_options {
+    const char *helo;  /* our name in EHLO and HELO */
+    bool tls_possible; /* the owner can run TLS: STARTTLS when offered */
+    bool tls_required; /* no message goes without TLS */
+} sp_smtp_client_options;
+
+/* What the server offered in its EHLO reply. */
+typedef struct sp_smtp_client_ext {
+    bool pipelining, eightbit, smtputf8, starttls, enhanced;
+    bool size_known; /* SIZE was offered */
+    uint64_t size;   /* its limit; 0 for none */
+} sp_smtp_client_ext;
+
+/* One reply, or sealpost's own verdict in the same shape (local). */
+typedef struct sp_smtp_client_result {
+    int code;          /* 250, 451, 550 ... */
+    char enhanced[16]; /* "5.1.1", or "" */
+    char text[512];    /* the reply's text, lines joined by '\n' */
+    sp_smtp_class class;
+    bool local; /* decided by sealpost, not said by the server */
+} sp_smtp_client_result;
+
+/* A message to send; everything is borrowed until SENT. */
+typedef struct sp_smtp_client_message {
+    const char *sender;            /* reverse-path, "" for <> */
+    const char *const *recipients; /* forward-paths */
+    size_t recipient_count;
+    const char *data; /* CRLF line endings; dot-stuffed on the way */
+    size_t len;
+    bool eightbit; /* needs 8BITMIME */
+    bool smtputf8; /* needs SMTPUTF8 */
+} sp_smtp_client_message;
+
+typedef enum sp_smtp_client_next {
+    SP_SMTP_CLIENT_READ,     /* write out, then read the server */
+    SP_SMTP_CLIENT_STARTTLS, /* write out, run the TLS handshake, then
+                                sp_smtp_client_tls_started */
+    SP_SMTP_CLIENT_IDLE,     /* ready: send a message, or quit */
+    SP_SMTP_CLIENT_SENT,     /* a message is done: read its results; then
+                                ready as IDLE (unless the session closed) */
+    SP_SMTP_CLIENT_CLOSE,    /* write out, then close; failure says why
+                                when the session ended early */
+} sp_smtp_client_next;
+
+/* A client for one connection, waiting for the greeting. */
+int sp_smtp_client_new(const sp_smtp_client_options *options,
+                       sp_smtp_client **out, sp_error *err);
+
+/* The server's bytes, in any chunks; replies to write go to out. */
+sp_smtp_client_next sp_smtp_client_input(sp_smtp_client *client,
+                                         const void *data, size_t len,
+                                         sp_buf *out);
+
+/* The TLS handshake is done: EHLO again (RFC 3207), into out. */
+void sp_smtp_client_tls_started(sp_smtp_client *client, sp_buf *out);
+
+/*
+ * Start a transaction for message (only when IDLE or after SENT).  A
+ * message the server cannot take as it is (over SIZE; 8BITMIME or
+ * SMTPUTF8 missing) is refused at once: SENT with a local 5xx.
+ */
+sp_smtp_client_next sp_smtp_client_send(sp_smtp_client *client,
+                                        const sp_smtp_client_message *message,
+                                        sp_buf *out);
+
+/*
+ * After SENT: the result for recipient i of the message (its RCPT
+ * refusal, the MAIL refusal, or the reply to the data).
+ */
+const sp_smtp_client_result *
+sp_smtp_client_result_for(const sp_smtp_client *client, size_t i);
+
+/* Why the session ended early, or NULL. */
+const sp_smtp_client_result *
+sp_smtp_client_failure(const sp_smtp_client *client);
+
+const sp_smtp_client_ext *
+sp_smtp_client_extensions(const sp_smtp_client *client);
+
+/* Say QUIT (when IDLE); CLOSE follows the server's reply. */
+void sp_smtp_client_quit(sp_smtp_client *client, sp_buf *out);
+
+/* Seconds to wait for the server's next reply (RFC 5321 4.5.3.2). */
+unsigned sp_smtp_client_timeout(const sp_smtp_client *client);
+
+void sp_smtp_client_free(sp_smtp_client *client);
 
 /* Fill reply with code, enhanced code and formatted text. */
 void sp_smtp_reply_set(sp_smtp_reply *reply, int code, const char *enhanced,

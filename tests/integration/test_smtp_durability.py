@@ -123,12 +123,12 @@ def send_one(port, size):
 
 
 def fill(path):
-    """Write path until its filesystem is full."""
-    with open(path, "wb") as filler:
+    """Write path until its filesystem is full.  Unbuffered, so that
+    closing the file has nothing left to write and cannot fail."""
+    with open(path, "wb", buffering=0) as filler:
         try:
             while True:
                 filler.write(b"\0" * 65536)
-                filler.flush()
         except OSError:
             pass
 

@@ -78,9 +78,10 @@ class Driver:
 
 
 def fill(path, leave=0):
-    """Write path until the filesystem is full, or has only leave left."""
+    """Write path until the filesystem is full, or has only leave left.
+    Unbuffered, so that closing the file cannot fail."""
     chunk = b"\0" * 65536
-    with open(path, "wb") as filler:
+    with open(path, "wb", buffering=0) as filler:
         try:
             while True:
                 stat = os.statvfs(path)
@@ -89,7 +90,6 @@ def fill(path, leave=0):
                     break
                 filler.write(chunk[:room] if leave and room < 65536
                              else chunk)
-                filler.flush()
         except OSError:
             pass
 
