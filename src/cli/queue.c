@@ -17,6 +17,34 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The usage of a queue command: to stdout with CLI_OK when help was asked
+ * for (--help or -h anywhere), else to stderr with CLI_USAGE.  Returns -1
+ * when neither applies and the command goes on.
+ */
+static int
+queue_usage(int argc, char **argv, bool wrong, const char *text)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(text, stdout);
+            return CLI_OK;
+        }
+    if (!wrong)
+        return -1;
+    fputs(text, stderr);
+    return CLI_USAGE;
+}
+
+/* The exit status for a failed read or delete: 1 unknown, 2 not an id. */
+static int
+queue_status(int code)
+{
+    return code == SP_ENOTFOUND ? CLI_NEGATIVE
+           : code == SP_EINVAL  ? CLI_USAGE
+                                : CLI_RUNTIME;
+}
+
 /* Open the spool of the configured data directory, reading only. */
 static int
 queue_open(const cli_globals *globals, sp_config *config, sp_queue **queue)
@@ -97,10 +125,12 @@ cli_queue_list(const cli_globals *globals, int argc, char **argv)
     sp_error err;
     int rc;
 
-    if (argc > 2 || (argc == 2 && !json)) {
-        fprintf(stderr, "usage: sealpost queue list [--json]\n");
-        return CLI_USAGE;
-    }
+    rc = queue_usage(argc, argv, argc > 2 || (argc == 2 && !json),
+                     "usage: sealpost queue list [--json]\n\n"
+                     "The messages in the spool, oldest first; --json prints "
+                     "one object a line.\n");
+    if (rc >= 0)
+        return rc;
     rc = queue_open(globals, &config, &queue);
     if (rc == CLI_OK &&
         sp_queue_list(queue, queue_print, &json, &err) != SP_OK) {
@@ -123,21 +153,24 @@ cli_queue_show(const cli_globals *globals, int argc, char **argv)
     sp_error err;
     int rc;
 
-    if (argc < 2 || argc > 3 || (argc == 3 && !raw && !json)) {
-        fprintf(stderr, "usage: sealpost queue show ID [--raw | --json]\n\n"
-                        "Prints the message's envelope, then its bytes; "
-                        "--raw prints only the bytes.\n");
-        return CLI_USAGE;
-    }
+    rc = queue_usage(argc, argv,
+                     argc < 2 || argc > 3 || (argc == 3 && !raw && !json),
+                     "usage: sealpost queue show ID [--raw | --json]\n\n"
+                     "Prints the message's envelope, then its bytes; --raw "
+                     "prints only the bytes.\n");
+    if (rc >= 0)
+        return rc;
     rc = queue_open(globals, &config, &queue);
     if (rc == CLI_OK && sp_queue_read(queue, argv[1], raw ? NULL : queue_print,
                                       &json, &data, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
-        rc = err.code == SP_ENOTFOUND ? CLI_NEGATIVE : CLI_RUNTIME;
+        rc = queue_status(err.code);
     }
     if (rc == CLI_OK && !json) {
+        /* The envelope went through stdio: out before the bytes. */
         if (!raw)
             printf("\n");
+        fflush(stdout);
         rc = cli_write_all(1, data.data, data.len, &err) == SP_OK ? CLI_OK
                                                                   : CLI_RUNTIME;
     }
@@ -155,10 +188,11 @@ cli_queue_delete(const cli_globals *globals, int argc, char **argv)
     sp_error err;
     int rc;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: sealpost queue delete ID [ID ...]\n");
-        return CLI_USAGE;
-    }
+    rc = queue_usage(argc, argv, argc < 2,
+                     "usage: sealpost queue delete ID [ID ...]\n\n"
+                     "Removes messages from the spool for good.\n");
+    if (rc >= 0)
+        return rc;
     rc = queue_open(globals, &config, &queue);
     for (int i = 1; rc == CLI_OK && i < argc; i++) {
         if (sp_queue_delete(queue, argv[i], &err) == SP_OK) {
@@ -166,7 +200,7 @@ cli_queue_delete(const cli_globals *globals, int argc, char **argv)
             continue;
         }
         fprintf(stderr, "sealpost: %s: %s\n", argv[i], err.text);
-        rc = err.code == SP_ENOTFOUND ? CLI_NEGATIVE : CLI_RUNTIME;
+        rc = queue_status(err.code);
     }
     sp_queue_close(queue);
     sp_config_free(&config);

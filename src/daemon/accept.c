@@ -22,6 +22,7 @@
 struct accept_result {
     struct smtp_conn *conn;
     int rc;
+    bool refused; /* sealpost's own 553 for this key: why says it */
     char id[SP_QUEUE_ID_SIZE];
     char why[320];
 };
@@ -134,6 +135,8 @@ accept_finish(void *arg)
     } else if (result->rc == SP_ELIMIT) {
         sp_smtp_reply_set(&reply, 452, "4.3.1",
                           "insufficient system storage; try again later");
+    } else if (result->refused) {
+        sp_smtp_reply_set(&reply, 553, "5.7.1", "%.200s", result->why);
     } else if (result->rc == SP_EPOLICY || result->rc == SP_ESYNTAX) {
         sp_smtp_reply_set(&reply, 550, "5.6.0", "message refused: %.200s",
                           result->why);
@@ -149,21 +152,28 @@ accept_finish(void *arg)
                     sp_smtp_session_done(conn->session, &reply, &conn->out));
 }
 
-/* The spool's callback, on its writer thread: hand over to the loop. */
+/* Hand a result over to the loop, from any thread. */
 static void
-accept_stored(void *arg, int rc, const char *id, const sp_error *err)
+accept_post(struct smtp_conn *conn, int rc, bool refused, const char *id,
+            const char *why)
 {
-    struct smtp_conn *conn = arg;
     struct accept_result *result = sp_calloc(1, sizeof(*result));
 
     if (result == NULL)
         return; /* logged by the session's timeout; see mailbox.c */
     result->conn = conn;
     result->rc = rc;
+    result->refused = refused;
     snprintf(result->id, sizeof(result->id), "%s", id);
-    snprintf(result->why, sizeof(result->why), "%s",
-             rc == SP_OK ? "" : err->text);
+    snprintf(result->why, sizeof(result->why), "%s", why);
     daemon_mailbox_post(conn->mailbox, accept_finish, result);
+}
+
+/* The spool's callback, on its writer thread: hand over to the loop. */
+static void
+accept_stored(void *arg, int rc, const char *id, const sp_error *err)
+{
+    accept_post(arg, rc, false, id, rc == SP_OK ? "" : err->text);
 }
 
 /* A message on its way through the signer to the spool. */
@@ -177,8 +187,9 @@ struct accept_job {
  * answer (or this failure) reaches the loop through accept_stored.
  */
 static void
-accept_signed(void *arg, int rc, const sp_buf *fields, const int64_t *key_ids,
-              size_t key_count, const sp_error *sign_err)
+accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
+              const int64_t *key_ids, size_t key_count,
+              const sp_error *sign_err)
 {
     struct accept_job *job = arg;
     struct smtp_conn *conn = job->conn;
@@ -195,7 +206,13 @@ accept_signed(void *arg, int rc, const sp_buf *fields, const int64_t *key_ids,
     sp_buf whole = SP_BUF_INIT;
     sp_error err;
 
-    if (rc != SP_OK) {
+    /* A key limited to domains: the author's domain too, not only the
+     * envelope's, since that is the domain the message is signed for. */
+    if (rc == SP_OK && !smtp__conn_domain_allowed(conn->domains, domain)) {
+        snprintf(err.text, sizeof(err.text),
+                 "this API key may not send from %s", domain);
+        accept_post(conn, SP_EPOLICY, true, conn->queue_id, err.text);
+    } else if (rc != SP_OK) {
         accept_stored(conn, rc, conn->queue_id, sign_err);
     } else {
         rc = sp_buf_append(&whole, fields->data, fields->len);

@@ -96,14 +96,15 @@ int daemon_tls_context(const sp_config *config, const char *hostname,
 struct daemon_signer;
 
 /*
- * A signed (or unsigned) message, on a worker thread.  rc SP_OK: fields
- * holds the DKIM-Signature fields to prepend (empty when the message's
- * domain has no active key) and key_ids the store ids of the keys that
- * made them.  Otherwise err says why the message cannot be signed (no
- * From, two From fields, no domain in it, or the engine's refusal).
- * Everything given is valid only during the call.
+ * A signed (or unsigned) message, on a worker thread.  rc SP_OK: domain
+ * is its From address's domain, fields holds the DKIM-Signature fields
+ * to prepend (empty when that domain has no active key) and key_ids the
+ * store ids of the keys that made them.  Otherwise err says why the message
+ * cannot be signed (no From, two From fields, no domain in it, or the engine's
+ * refusal). Everything given is valid only during the call.
  */
-typedef void (*daemon_signer_done_fn)(void *arg, int rc, const sp_buf *fields,
+typedef void (*daemon_signer_done_fn)(void *arg, int rc, const char *domain,
+                                      const sp_buf *fields,
                                       const int64_t *key_ids, size_t key_count,
                                       const sp_error *err);
 

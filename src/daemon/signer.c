@@ -270,8 +270,8 @@ sign_domain(const char *data, size_t len, char *domain, size_t size,
                                  from->length - from->colon - 1, domain,
                                  size) != SP_OK)
         rc = sp_err_set(err, SP_EPOLICY,
-                        "the From field has no address with a domain that "
-                        "could sign");
+                        "the From field must hold exactly one address with "
+                        "a domain name, the domain it is signed for");
     sp_mail_header_free(&header);
     return rc;
 }
@@ -325,9 +325,11 @@ sign_job(struct daemon_signer *signer, struct signer_job *job)
     }
 
     if (rc == SP_OK && keys != NULL)
-        job->done(job->arg, SP_OK, &fields, keys->ids, keys->count, NULL);
+        job->done(job->arg, SP_OK, domain, &fields, keys->ids, keys->count,
+                  NULL);
     else
-        job->done(job->arg, rc, &fields, NULL, 0, rc == SP_OK ? NULL : &err);
+        job->done(job->arg, rc, rc == SP_OK ? domain : "", &fields, NULL, 0,
+                  rc == SP_OK ? NULL : &err);
     sp_buf_free(&fields);
     set_release(set);
 }

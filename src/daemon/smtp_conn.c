@@ -293,21 +293,19 @@ conn_authenticate(void *arg, const char *user, const char *password,
     return true;
 }
 
-/* Whether a key limited to domains may send from sender. */
-static bool
-conn_domain_allowed(const char *domains, const char *sender)
+bool
+smtp__conn_domain_allowed(const char *domains, const char *domain)
 {
-    const char *at = strrchr(sender, '@');
     char list[512], *save = NULL;
 
     if (domains[0] == '\0')
         return true;
-    if (at == NULL)
+    if (domain == NULL || domain[0] == '\0')
         return false;
     snprintf(list, sizeof(list), "%s", domains);
-    for (char *domain = strtok_r(list, ",", &save); domain != NULL;
-         domain = strtok_r(NULL, ",", &save))
-        if (strcasecmp(domain, at + 1) == 0)
+    for (char *allowed = strtok_r(list, ",", &save); allowed != NULL;
+         allowed = strtok_r(NULL, ",", &save))
+        if (strcasecmp(allowed, domain) == 0)
             return true;
     return false;
 }
@@ -316,11 +314,13 @@ static void
 conn_mail(void *arg, const sp_smtp_envelope *envelope, sp_smtp_reply *reply)
 {
     struct smtp_conn *conn = arg;
+    const char *at = strrchr(envelope->sender, '@');
 
     if (!sp_queue_has_room(conn->smtp->deps.queue, envelope->declared_size))
         sp_smtp_reply_set(reply, 452, "4.3.1",
                           "insufficient system storage; try again later");
-    else if (!conn_domain_allowed(conn->domains, envelope->sender))
+    else if (!smtp__conn_domain_allowed(conn->domains,
+                                        at != NULL ? at + 1 : NULL))
         sp_smtp_reply_set(reply, 553, "5.7.1",
                           "this API key may not send from that domain");
 }

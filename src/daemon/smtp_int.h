@@ -72,6 +72,12 @@ struct smtp_conn {
 };
 
 /* Open a connection on fd from ip; refuses over the limits. */
+/*
+ * Whether an API key limited to domains (comma-separated; "" for any)
+ * may send as domain (an envelope sender's or the From field's).
+ */
+bool smtp__conn_domain_allowed(const char *domains, const char *domain);
+
 void smtp__conn_open(struct smtp_listener *listener, evutil_socket_t fd,
                      const char *ip);
 

@@ -211,11 +211,15 @@ daemon_smtp_start(const struct daemon_smtp_deps *deps, struct daemon_smtp **out,
             smtp->listener_count++;
             sp_log_info("listening service=smtp address=%s hostname=%s "
                         "auth=%s note=\"try: swaks --server %s --to "
-                        "someone@example.com\"",
+                        "someone@example.com%s\"",
                         addresses->items[i], deps->hostname,
                         deps->config->smtp_require_auth ? "required"
                                                         : "optional",
-                        addresses->items[i]);
+                        addresses->items[i],
+                        deps->config->smtp_require_auth
+                            ? " --tls --auth PLAIN --auth-user NAME "
+                              "--auth-password KEY (sealpost apikey create)"
+                            : "");
         }
     }
     if (rc != SP_OK) {

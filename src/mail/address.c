@@ -5,10 +5,12 @@
  * Owns sp_mail_from_domain.  The field value is read as RFC 5322 3.4
  * writes a mailbox: a display name and an angle address, or a bare
  * addr-spec, with comments and quoted strings anywhere; folding is just
- * whitespace here.  Only the first mailbox of a list counts: RFC 5322
- * lets From name several authors, and the first is the one receivers
- * show and align against.  Obsolete forms (routes inside the angle
- * brackets) end at their last '@', which is the address's own.
+ * whitespace here.  A list of mailboxes is refused: RFC 5322 lets From
+ * name several authors (with a Sender field), but DMARC cannot align a
+ * message to more than one domain, receivers refuse such mail, and an
+ * author list would let one domain's sender hide another domain behind
+ * the first.  Obsolete forms (routes inside the angle brackets) end at
+ * their last '@', which is the address's own.
  */
 #include "mail.h"
 
@@ -16,11 +18,11 @@
 #include <string.h>
 
 /*
- * Copy the first mailbox of value with comments and quoted strings
- * blanked and folding turned into spaces, so that '<', '>', ',' and '@'
- * left in out are syntax.  Quoted strings keep their place as 'q's: a
- * quoted local part still sits before its '@'.  False when a quote or
- * comment is not closed.
+ * Copy the mailbox of value with comments and quoted strings blanked and
+ * folding turned into spaces, so that '<', '>' and '@' left in out are
+ * syntax.  Quoted strings keep their place as 'q's: a quoted local part
+ * still sits before its '@'.  False when a quote or comment is not
+ * closed, or value is a list (a ',' outside them and outside '<>').
  */
 static bool
 address_skeleton(const char *value, size_t len, char *out, size_t *out_len)
@@ -49,7 +51,7 @@ address_skeleton(const char *value, size_t len, char *out, size_t *out_len)
             depth = c == '(';
             out[used++] = quoted ? 'q' : ' ';
         } else if (c == ',' && !angle) {
-            break; /* the next mailbox */
+            return false; /* a list of mailboxes */
         } else {
             angle = (angle || c == '<') && c != '>';
             out[used++] = (c == '\r' || c == '\n' || c == '\t') ? ' ' : c;

@@ -107,11 +107,12 @@ void sp_mail_header_free(sp_mail_header *header);
 bool sp_mail_domain_valid(const char *text, size_t len, unsigned flags);
 
 /*
- * The domain of the first mailbox in a From field's value (the text after
- * the colon, folding included), lowercased into out (size octets): for
+ * The domain of the mailbox in a From field's value (the text after the
+ * colon, folding included), lowercased into out (size octets): for
  * "Bank <Statements@Example.COM>" it is "example.com".  Comments and
  * quoted strings are skipped.  SP_EINVAL when there is no such domain,
- * it is not a valid name (address literals included), or it does not fit.
+ * it is not a valid name (address literals included), it does not fit,
+ * or the value lists more than one mailbox.
  */
 int sp_mail_from_domain(const char *value, size_t len, char *out, size_t size);
 

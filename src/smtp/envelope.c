@@ -234,7 +234,9 @@ envelope_mail_allowed(sp_smtp_session *s, sp_buf *out)
     }
     if (s->auth_required && !s->authenticated) {
         smtp__reply_error(s, out, 530, "5.7.0",
-                          s->tls_available && !s->tls_active
+                          s->auth_allowed ? "Authentication required; send "
+                                            "AUTH with an API key"
+                          : s->tls_available && !s->tls_active
                               ? "Authentication required; send STARTTLS, "
                                 "then AUTH"
                               : "Authentication required");

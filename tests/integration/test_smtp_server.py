@@ -284,3 +284,25 @@ def test_configured_command_timeout_closes_idle_session(tmp_path):
         assert time.monotonic() - began < 10
         client.close()
         assert "timeout client=127.0.0.1" in server.log()
+
+
+def test_queue_commands_show_envelope_first_and_help(server):
+    client = start(server)
+    assert transaction(client).startswith(b"250 2.0.0")
+    client.close()
+    (entry,) = server.queue()
+
+    # Piped, the envelope still comes before the bytes.
+    shown = server.sealpost("queue", "show", entry["id"]).stdout
+    head, _, body = shown.partition(b"\n\n")
+    assert entry["id"].encode() in head and body.startswith(b"Received: ")
+
+    for command in ("list", "show", "delete"):
+        done = server.sealpost("queue", command, "--help")
+        assert done.stdout.startswith(b"usage: sealpost queue " +
+                                      command.encode())
+    assert server.sealpost("queue", "show", "not-an-id",
+                           check=False).returncode == 2
+    assert server.sealpost("queue", "delete", "1M8YAAAAAAAAA",
+                           check=False).returncode == 1
+    assert len(server.queue()) == 1

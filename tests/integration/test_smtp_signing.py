@@ -160,3 +160,28 @@ def test_store_counts_signatures_and_their_latest_expiry(server):
         assert key["signatures"] == 3, key
         assert signed_by - 60 + expiry <= key["last_expiry"] \
             <= signed_by + expiry + 1, key
+
+
+def test_key_limited_to_a_domain_cannot_author_for_another(server):
+    """The domain a key is limited to binds the From field too: that is
+    the domain the message is signed for."""
+    key = server.apikey("tenant-a", "example.com")
+    headers = {
+        b"From: CEO <ceo@other.example>\r\n": 553,
+        b"From: ceo@OTHER.EXAMPLE\r\n": 553,
+        b"From: \"app@example.com\" <ceo@other.example>\r\n": 553,
+        b"From: app@example.com, ceo@other.example\r\n": 550,
+        b"From: Billing <app@Example.COM>\r\n": 250,
+    }
+    for header, expected in headers.items():
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+            smtp.login("tenant-a", key)
+            try:
+                smtp.sendmail("app@example.com", ["customer@example.org"],
+                              header + b"\r\n" + BODY)
+                code = 250
+            except smtplib.SMTPDataError as refusal:
+                code = refusal.smtp_code
+        assert code == expected, header
+    (entry,) = server.queue()
+    assert b"d=example.com" in server.raw(entry["id"])

@@ -903,7 +903,8 @@ auth_policy_is_enforced(void **state)
     context.auth_required = true;
     h_ready(&h, NULL, &context);
     h_talk(&h, "MAIL FROM:<a@example.com>\r\n",
-           "530 5.7.0 Authentication required\r\n");
+           "530 5.7.0 Authentication required; send AUTH with an API "
+           "key\r\n");
     h_talk(&h,
            "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"
            "MAIL FROM:<a@example.com> AUTH=<>\r\n",
