@@ -23,7 +23,9 @@
 
 #include <assert.h>
 
-#define CHECKPOINT_PAGES 1000 /* SQLite's own default threshold */
+#define CHECKPOINT_PAGES                                                       \
+    250 /* 4 MiB of 16 KiB pages, as SQLite's default                          \
+          of 1000 pages of 4 KiB */
 
 /* Take up to max_batch waiting submissions; caller holds queue->lock. */
 static size_t

@@ -72,6 +72,42 @@ body_bare(sp_smtp_session *s)
 }
 
 /*
+ * The fast path, for the common case: whole ordinary lines ("text" CRLF,
+ * within max_text_line, no bare CR, LF or NUL), one after the other,
+ * stored with one append.  It stops before a line that starts with a dot
+ * (the state machine reads those) and before anything else it does not
+ * take; the caller goes on there.  Returns the octets used, possibly 0.
+ */
+static size_t
+body_lines(sp_smtp_session *s, const char *p, size_t len)
+{
+    smtp__body *b = &s->body;
+    size_t limit = s->limits.max_text_line;
+    size_t at = 0;
+
+    while (at < len) {
+        const char *cr = memchr(p + at, '\r', len - at);
+        size_t line;
+
+        if (cr == NULL || (size_t)(cr - p) + 1 >= len || cr[1] != '\n')
+            break;
+        line = (size_t)(cr - (p + at));
+        if (b->line_len + line + 2 > limit ||
+            memchr(p + at, '\n', line) != NULL ||
+            memchr(p + at, '\0', line) != NULL)
+            break;
+        at += line + 2;
+        b->line_len = 0;
+        b->scan = SMTP__SCAN_BOL;
+        if (b->dotted && at < len && p[at] == '.')
+            break;
+    }
+    if (at > 0)
+        body_emit(s, p, at);
+    return at;
+}
+
+/*
  * Inside a line: store the run of ordinary octets at p, or act on the CR,
  * LF or NUL that stops it.  Returns the octets used (at least one).
  */
@@ -80,7 +116,10 @@ body_text(sp_smtp_session *s, const char *p, size_t len)
 {
     smtp__body *b = &s->body;
     size_t limit = s->limits.max_text_line;
-    size_t run = 0;
+    size_t run = body_lines(s, p, len);
+
+    if (run > 0)
+        return run;
 
     while (run < len && p[run] != '\r' && p[run] != '\n' && p[run] != '\0')
         run++;

@@ -168,9 +168,15 @@ def test_full_disk_answers_4xx_then_recovers(tmp_path):
             # still works, through the reserve.  The log is cut to nothing
             # first, so that the delete must grow it: a log with room in
             # its file would not need the reserve.
+            # (The daemon's checkpointer may still be at work: wait for it.)
+            deadline = time.monotonic() + 20
             with sqlite3.connect(spool / "spool.db") as db:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                while db.execute("PRAGMA wal_checkpoint(TRUNCATE)"
+                                 ).fetchone()[0] != 0:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
             assert (spool / "spool.db-wal").stat().st_size == 0
+            assert (spool / "reserve").exists()
             filler = data / "filler"
             fill(filler)
             time.sleep(0.6)

@@ -1238,6 +1238,89 @@ timeouts_follow_rfc5321(void **state)
     h_end(&h);
 }
 
+/*
+ * The stored message and every reply are the same however the input is
+ * cut: whole, one octet at a time, or in chunks of every size up to 97.
+ * The input mixes what the fast path for whole lines takes with what it
+ * leaves to the state machine: stuffed dots, the end dot, a line at the
+ * length limit and one over it, bare CR and LF, and a NUL.
+ */
+static void
+cutting_the_input_changes_nothing(void **state)
+{
+#define BODY(text)                                                             \
+    {                                                                          \
+        text, sizeof(text) - 1                                                 \
+    }
+    static const struct {
+        const char *text;
+        size_t len;
+    } bodies[] = {
+        BODY("Subject: a\r\n\r\nline one\r\n..stuffed\r\n.\r\n"),
+        BODY("Subject: b\r\n\r\nok\r\nbare\nlf\r\n.\r\n"),
+        BODY("Subject: c\r\n\r\nx\r\nbare\rcr\r\n.\r\n"),
+        BODY("Subject: d\r\n\r\nnul\0here\r\n.\r\n"),
+        BODY("Subject: e\r\n\r\n.\r\n"),
+        BODY("Subject: f\r\n\r\n...\r\n.x\r\n\r\n\r\n.\r\n"),
+    };
+#undef BODY
+    static const char head[] = "MAIL FROM:<a@example.com>\r\n"
+                               "RCPT TO:<b@example.net>\r\nDATA\r\n";
+    char input[4096], line[1200];
+    sp_buf whole_out = SP_BUF_INIT;
+    bytes whole_data = {0};
+
+    (void)state;
+    for (size_t k = 0; k < 8; k++) {
+        size_t len = 0;
+
+        /* A body of the kind k picks, then lines at and over the limit. */
+        memcpy(input, head, sizeof(head) - 1);
+        len = sizeof(head) - 1;
+        if (k < 6) {
+            memcpy(input + len, bodies[k].text, bodies[k].len);
+            len += bodies[k].len;
+        } else {
+            memset(line, 'y', sizeof(line));
+            memcpy(input + len, "Subject: g\r\n\r\n", 14);
+            len += 14;
+            memcpy(input + len, line, 998 + (k == 7));
+            len += 998 + (k == 7);
+            memcpy(input + len, "\r\n.\r\n", 5);
+            len += 5;
+        }
+
+        for (size_t chunk = 0; chunk <= 97; chunk++) {
+            harness h;
+
+            h_ready(&h, NULL, NULL);
+            if (chunk == 0) {
+                h_feed(&h, input, len);
+            } else {
+                for (size_t at = 0; at < len; at += chunk)
+                    h_feed(&h, input + at, len - at < chunk ? len - at : chunk);
+            }
+            if (chunk == 0) {
+                sp_buf_reset(&whole_out);
+                assert_int_equal(
+                    sp_buf_append(&whole_out, h.out.data, h.out.len), SP_OK);
+                bytes_set(&whole_data, h.data.data ? h.data.data : "",
+                          h.data.len);
+            } else {
+                assert_int_equal(h.out.len, whole_out.len);
+                assert_memory_equal(h.out.data, whole_out.data, h.out.len);
+                assert_int_equal(h.data.len, whole_data.len);
+                if (h.data.len > 0)
+                    assert_memory_equal(h.data.data, whole_data.data,
+                                        h.data.len);
+            }
+            h_end(&h);
+        }
+    }
+    sp_buf_free(&whole_out);
+    free(whole_data.data);
+}
+
 /* The owner's limits set the three waits; the owner's own stays. */
 static void
 timeouts_follow_the_limits(void **state)
@@ -1329,6 +1412,7 @@ main(void)
         cmocka_unit_test(allocation_failures_are_answered_not_fatal),
         cmocka_unit_test(timeouts_follow_rfc5321),
         cmocka_unit_test(timeouts_follow_the_limits),
+        cmocka_unit_test(cutting_the_input_changes_nothing),
         cmocka_unit_test(idle_sessions_are_small),
     };
 
