@@ -12,6 +12,7 @@
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
+ *   dns_mx.c     cli_dns_mx: a domain's mail exchangers
  *
  * Exit statuses are those of the design: 0 success, 1 a negative answer,
  * 2 usage or configuration, 3 runtime failure; commands add finer ones.
@@ -84,6 +85,7 @@ int cli_dkim_activate(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_status(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_export(const cli_globals *globals, int argc, char **argv);
 int cli_dns_update(const cli_globals *globals, int argc, char **argv);
+int cli_dns_mx(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_audit(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_record(const cli_globals *globals, int argc, char **argv);
 

@@ -49,6 +49,8 @@ static const struct cli_command commands[] = {
      "print a private key (explicit request only)"},
     {"dns", "update", cli_dns_update,
      "publish or delete a TXT record (RFC 2136, TSIG)"},
+    {"dns", "mx", cli_dns_mx,
+     "a domain's mail exchangers, in the order delivery tries them"},
     {"dkim", "audit", cli_dkim_audit,
      "check a domain's published DKIM, DomainKeys and DMARC records"},
     {"dmarc", "record", cli_dmarc_record,

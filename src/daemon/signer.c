@@ -339,6 +339,7 @@ signer_main(void *arg)
 {
     struct daemon_signer *signer = arg;
 
+    (void)pthread_setname_np(pthread_self(), "sp-dkim-sign");
     pthread_mutex_lock(&signer->lock);
     for (;;) {
         struct signer_job *job = signer->head;

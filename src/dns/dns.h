@@ -38,6 +38,34 @@ typedef struct sp_dns_answer {
 } sp_dns_answer;
 
 /* ------------------------------------------------------------------------
+ * Mail exchangers (mx.c; looked up by the resolver below)
+ */
+
+#define SP_DNS_MAX_MX 16
+
+typedef struct sp_dns_mx {
+    unsigned preference;
+    char host[254]; /* lowercase, no final dot */
+} sp_dns_mx;
+
+typedef struct sp_dns_mx_answer {
+    sp_dns_status status;
+    bool null_mx;  /* RFC 7505 "0 .": the domain takes no mail */
+    bool implicit; /* no MX: the domain itself (RFC 5321 5.1) */
+    size_t count;  /* hosts in use, lowest preference first */
+    sp_dns_mx hosts[SP_DNS_MAX_MX];
+} sp_dns_mx_answer;
+
+/*
+ * Turn the rdata of an MX answer for domain (count records; none for an
+ * answer without MX) into hosts in order of preference; a null MX or an
+ * implicit one as the flags say.  Records that are malformed are skipped;
+ * when nothing else is left, the status is SP_DNS_SERVFAIL.
+ */
+void sp_dns_mx_parse(const char *domain, const unsigned char *const *rdata,
+                     const size_t *len, size_t count, sp_dns_mx_answer *answer);
+
+/* ------------------------------------------------------------------------
  * Record tables
  */
 
@@ -95,6 +123,13 @@ typedef void (*sp_dns_callback)(void *arg, const sp_dns_answer *answer);
 int sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
                               sp_dns_callback callback, void *arg,
                               sp_error *err);
+
+/*
+ * The mail exchangers of domain, waiting for the answer (the command
+ * line; the delivery engine will want an asynchronous form).
+ */
+void sp_dns_resolver_mx(sp_dns_resolver *resolver, const char *domain,
+                        sp_dns_mx_answer *answer);
 
 /* The descriptor to watch for reading; -1 on failure. */
 int sp_dns_resolver_fd(sp_dns_resolver *resolver);

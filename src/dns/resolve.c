@@ -1,10 +1,11 @@
 /*
  * resolve.c: live DNS through libunbound.
  *
- * Owns sp_dns_resolver_*.  One resolver holds one libunbound context, which
- * caches answers between queries.  The command line waits for each answer
- * (sp_dns_resolver_txt); the daemon's event loop starts queries and takes
- * their answers as they come (sp_dns_resolver_txt_async): libunbound then
+ * Owns sp_dns_resolver_*: TXT records (DKIM keys, DMARC) and mail
+ * exchangers (MX, read by mx.c).  One resolver holds one libunbound
+ * context, which caches answers between queries.  The command line waits for
+ * each answer (sp_dns_resolver_txt); the daemon's event loop starts queries and
+ * takes their answers as they come (sp_dns_resolver_txt_async): libunbound then
  * resolves in a thread of its own and signals through a descriptor.
  *
  * Limits: no DNSSEC trust anchor is configured yet, so answers are not
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unbound.h>
 
+#define RESOLVE_TYPE_MX      15
 #define RESOLVE_TYPE_TXT     16
 #define RESOLVE_CLASS_IN     1
 #define RESOLVE_NEGATIVE_TTL "5" /* seconds a "no such name" is kept */
@@ -135,6 +137,48 @@ sp_dns_resolver_txt(sp_dns_resolver *resolver, const char *name,
     ub_resolve_free(result);
 }
 
+/* The mail exchangers in a libunbound result for domain. */
+static void
+resolve_mx_answer(const char *domain, struct ub_result *result,
+                  sp_dns_mx_answer *answer)
+{
+    const unsigned char *rdata[SP_DNS_MAX_MX];
+    size_t len[SP_DNS_MAX_MX], count = 0;
+
+    memset(answer, 0, sizeof(*answer));
+    answer->status = SP_DNS_SERVFAIL;
+    if (result == NULL)
+        return;
+    if (result->nxdomain) {
+        answer->status = SP_DNS_NXDOMAIN;
+        return;
+    }
+    if (result->rcode != 0 || result->bogus)
+        return;
+    for (size_t i = 0;
+         result->havedata && result->data[i] != NULL && count < SP_DNS_MAX_MX;
+         i++) {
+        rdata[count] = (const unsigned char *)result->data[i];
+        len[count++] = (size_t)result->len[i];
+    }
+    sp_dns_mx_parse(domain, rdata, len, count, answer);
+}
+
+void
+sp_dns_resolver_mx(sp_dns_resolver *resolver, const char *domain,
+                   sp_dns_mx_answer *answer)
+{
+    struct ub_result *result = NULL;
+
+    if (ub_resolve(resolver->ctx, domain, RESOLVE_TYPE_MX, RESOLVE_CLASS_IN,
+                   &result) != 0) {
+        ub_resolve_free(result);
+        result = NULL;
+    }
+    resolve_mx_answer(domain, result, answer);
+    ub_resolve_free(result);
+}
+
 /* One asynchronous query waiting for its answer. */
 struct resolve_query {
     sp_dns_callback callback;
@@ -163,8 +207,8 @@ resolve_done(void *data, int status, struct ub_result *result)
     sp_dns_answer answer;
 
     memset(texts, 0, sizeof(texts));
-    resolve_answer(status == 0 ? result : NULL, texts, &answer);
     query_unlink(query);
+    resolve_answer(status == 0 ? result : NULL, texts, &answer);
     query->callback(query->arg, &answer);
     for (size_t i = 0; i < SP_DNS_MAX_RECORDS; i++)
         sp_buf_free(&texts[i]);
@@ -172,24 +216,20 @@ resolve_done(void *data, int status, struct ub_result *result)
     sp_free(query);
 }
 
-int
-sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
-                          sp_dns_callback callback, void *arg, sp_error *err)
+/* Start one query of type for name; query is the resolver's until done. */
+static int
+resolve_start(sp_dns_resolver *resolver, struct resolve_query *query,
+              const char *name, int type, sp_error *err)
 {
-    struct resolve_query *query = sp_calloc(1, sizeof(*query));
     int rc;
 
-    if (query == NULL)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
-    query->callback = callback;
-    query->arg = arg;
     query->resolver = resolver;
     query->next = resolver->waiting;
     if (query->next != NULL)
         query->next->prev = query;
     resolver->waiting = query;
-    rc = ub_resolve_async(resolver->ctx, name, RESOLVE_TYPE_TXT,
-                          RESOLVE_CLASS_IN, query, resolve_done, NULL);
+    rc = ub_resolve_async(resolver->ctx, name, type, RESOLVE_CLASS_IN, query,
+                          resolve_done, NULL);
     if (rc != 0) {
         query_unlink(query);
         sp_free(query);
@@ -197,6 +237,19 @@ sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
                           ub_strerror(rc));
     }
     return SP_OK;
+}
+
+int
+sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
+                          sp_dns_callback callback, void *arg, sp_error *err)
+{
+    struct resolve_query *query = sp_calloc(1, sizeof(*query));
+
+    if (query == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    query->callback = callback;
+    query->arg = arg;
+    return resolve_start(resolver, query, name, RESOLVE_TYPE_TXT, err);
 }
 
 int

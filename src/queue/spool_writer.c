@@ -89,6 +89,7 @@ writer_main(void *arg)
 {
     sp_queue *queue = arg;
 
+    (void)pthread_setname_np(pthread_self(), "sp-spool-write");
     pthread_mutex_lock(&queue->lock);
     for (;;) {
         size_t count;
@@ -156,6 +157,7 @@ checkpoint_main(void *arg)
 {
     sp_queue *queue = arg;
 
+    (void)pthread_setname_np(pthread_self(), "sp-checkpoint");
     pthread_mutex_lock(&queue->checkpoint_lock);
     while (!queue->checkpoint_stop) {
         if (queue->checkpoint_pages < CHECKPOINT_PAGES) {

@@ -56,9 +56,11 @@ def txt_strings(value, size=STRING_MAX):
     return [value[i:i + size] for i in range(0, len(value), size)] or [""]
 
 
-def dnsmasq_config(records, local_zones=()):
-    """dnsmasq configuration text serving records and owning local_zones."""
-    lines = []
+def dnsmasq_config(records, local_zones=(), mx=()):
+    """dnsmasq configuration text serving records (TXT), mx ((domain,
+    host, preference) each) and owning local_zones."""
+    lines = [f"mx-host={domain},{host},{preference}"
+             for domain, host, preference in mx]
     for zone in local_zones:
         lines.append(f"local=/{zone.strip('.')}/")
     for name, value in records.items():
@@ -180,9 +182,10 @@ class Dnsmasq(ServerProcess):
     """
 
     def __init__(self, records, local_zones=(), address="127.0.0.1",
-                 port=None, workdir=None):
+                 port=None, workdir=None, mx=()):
         self.records = records
         self.local_zones = local_zones
+        self.mx = mx
         self.address = address
         self._any_port = port is None
         self.port = port if port is not None else free_port()
@@ -207,7 +210,8 @@ class Dnsmasq(ServerProcess):
         return args
 
     def start(self, wait=10.0):
-        self.conf.write_text(dnsmasq_config(self.records, self.local_zones))
+        self.conf.write_text(dnsmasq_config(self.records, self.local_zones,
+                                            self.mx))
         for attempt in range(5):
             log = open(self.log_path, "wb")
             try:
