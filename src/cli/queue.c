@@ -5,7 +5,11 @@
  * Owns cli_queue_list, cli_queue_show and cli_queue_delete.  The spool is
  * opened without a writer (it may belong to a running sealpostd, which
  * keeps writing meanwhile).  list --json prints one object per line per
- * message: id, sender, recipients, size, state, created.
+ * message: id, sender, recipients (the addresses), size, state, created,
+ * client_ip, identity, and deliveries: per recipient its address, state
+ * (pending, delivered, failed), attempts, next_try (ms since the epoch)
+ * and the last reply.  The table shows each recipient with its state
+ * below the message's line.
  */
 #include "queue/queue.h"
 #include "cli.h"
@@ -68,6 +72,26 @@ queue_open(const cli_globals *globals, sp_config *config, sp_queue **queue)
     return CLI_OK;
 }
 
+/* Where each recipient of a message stands, as a JSON array. */
+static json_t *
+queue_json_deliveries(const sp_queue_info *info)
+{
+    json_t *deliveries = json_array();
+
+    for (size_t i = 0; info->rcpt != NULL && i < info->recipient_count; i++) {
+        const sp_queue_rcpt *rcpt = &info->rcpt[i];
+
+        json_array_append_new(
+            deliveries,
+            json_pack("{s:s, s:s, s:I, s:I, s:s}", "address",
+                      info->recipients[i], "state",
+                      sp_queue_rcpt_state_name(rcpt->state), "attempts",
+                      (json_int_t)rcpt->attempts, "next_try",
+                      (json_int_t)rcpt->next_try_ms, "reply", rcpt->reply));
+    }
+    return deliveries;
+}
+
 /* A message's description as one JSON object. */
 static json_t *
 queue_json(const sp_queue_info *info)
@@ -87,7 +111,26 @@ queue_json(const sp_queue_info *info)
                         json_integer((json_int_t)info->created_ms));
     json_object_set_new(message, "client_ip", json_string(info->client_ip));
     json_object_set_new(message, "identity", json_string(info->identity));
+    json_object_set_new(message, "deliveries", queue_json_deliveries(info));
     return message;
+}
+
+/* The table's lines under a message: a recipient and where it stands. */
+static void
+queue_print_deliveries(const sp_queue_info *info)
+{
+    for (size_t i = 0; info->rcpt != NULL && i < info->recipient_count; i++) {
+        const sp_queue_rcpt *rcpt = &info->rcpt[i];
+        time_t next = (time_t)(rcpt->next_try_ms / 1000);
+        char when[32] = "";
+
+        if (rcpt->state == SP_QUEUE_RCPT_PENDING && rcpt->next_try_ms > 0)
+            strftime(when, sizeof(when), " next %Y-%m-%d %H:%M:%S",
+                     gmtime(&next));
+        printf("    %-9s <%s> attempts %u%s%s%s\n",
+               sp_queue_rcpt_state_name(rcpt->state), info->recipients[i],
+               rcpt->attempts, when, rcpt->reply[0] ? ": " : "", rcpt->reply);
+    }
 }
 
 /* Print one message: a JSON line, or a table row. */
@@ -108,12 +151,11 @@ queue_print(void *arg, const sp_queue_info *info)
         return;
     }
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime(&created));
-    printf("%-20s %-8s %9llu %s <%s> -> %zu recipient%s%s%s\n", info->id,
+    printf("%-20s %-8s %9llu %s <%s> -> %zu recipient%s\n", info->id,
            sp_queue_state_name(info->state), (unsigned long long)info->size,
            when, info->sender, info->recipient_count,
-           info->recipient_count == 1 ? "" : "s",
-           info->recipient_count == 1 ? ": " : "",
-           info->recipient_count == 1 ? info->recipients[0] : "");
+           info->recipient_count == 1 ? "" : "s");
+    queue_print_deliveries(info);
 }
 
 int

@@ -1,11 +1,13 @@
 /*
  * queue.h: the public face of sealpost's queue: the spool that keeps every
- * accepted message until it is delivered, and (later) the scheduler.
+ * accepted message until it is delivered, and the scheduler, which
+ * decides what is delivered when.
  *
- * What it owns today: the spool (spool.c and the files it names).  A
- * message is durable before its submission completes: written and flushed
- * to stable storage.  Submissions from many sessions are committed in
- * groups by one writer thread, so one flush serves many messages.  After a
+ * What it owns: the spool (spool.c and the files it names) and the
+ * scheduler (schedule.c).  A message is durable before its submission
+ * completes: written and flushed to stable storage.  Submissions from
+ * many sessions, and the outcomes of delivery attempts, are committed in
+ * groups by one writer thread, so one flush serves many of them.  After a
  * crash at any instant, opening the spool again finds every message whose
  * submission completed, intact, with its state; nothing half written is
  * ever returned.
@@ -52,10 +54,28 @@ typedef struct sp_queue_envelope {
 
 /* States of a message in the spool. */
 typedef enum sp_queue_state {
-    SP_QUEUE_QUEUED, /* accepted, waiting for delivery */
+    SP_QUEUE_QUEUED, /* accepted; some recipient is still pending */
 } sp_queue_state;
 
 const char *sp_queue_state_name(sp_queue_state state);
+
+/* Where one recipient of a message stands. */
+typedef enum sp_queue_rcpt_state {
+    SP_QUEUE_RCPT_PENDING,   /* to be delivered, from next_try_ms on */
+    SP_QUEUE_RCPT_DELIVERED, /* the receiver took it (2xx) */
+    SP_QUEUE_RCPT_FAILED,    /* given up: refused (5xx) or expired */
+} sp_queue_rcpt_state;
+
+const char *sp_queue_rcpt_state_name(sp_queue_rcpt_state state);
+
+/* A recipient's delivery state; reply owned by the queue call. */
+typedef struct sp_queue_rcpt {
+    sp_queue_rcpt_state state;
+    unsigned attempts;   /* delivery attempts recorded */
+    int64_t next_try_ms; /* pending: not before this (ms since the
+                            epoch; 0 at acceptance: at once) */
+    const char *reply;   /* the last reply or verdict, "" before any */
+} sp_queue_rcpt;
 
 /* A stored message's description; strings owned by the queue call. */
 typedef struct sp_queue_info {
@@ -68,6 +88,8 @@ typedef struct sp_queue_info {
     uint64_t size;      /* octets of the message */
     int64_t created_ms; /* when it was accepted, ms since the epoch */
     sp_queue_state state;
+    const sp_queue_rcpt *rcpt; /* recipient_count states, in the order
+                                  of recipients */
 } sp_queue_info;
 
 /*
@@ -135,6 +157,39 @@ int sp_queue_read(sp_queue *queue, const char *id,
                   void (*each)(void *arg, const sp_queue_info *info), void *arg,
                   sp_buf *data, sp_error *err);
 
+/* One delivery attempt's outcome for one recipient of a message. */
+typedef struct sp_queue_outcome {
+    size_t position;           /* index into the message's recipients */
+    sp_queue_rcpt_state state; /* DELIVERED, FAILED, or PENDING again */
+    int64_t next_try_ms;       /* PENDING: when to try again */
+    const char *reply;         /* the reply or verdict, copied */
+} sp_queue_outcome;
+
+/*
+ * Called once per sp_queue_record, from the writer thread, when the
+ * outcomes are durable (rc SP_OK) or could not be stored.  finished: no
+ * recipient is pending any more and the message has left the spool.  The
+ * same rules as for sp_queue_done_fn apply.
+ */
+typedef void (*sp_queue_recorded_fn)(void *arg, int rc, const char *id,
+                                     bool finished, const sp_error *err);
+
+/*
+ * Record the outcomes of a delivery attempt for message id: each named
+ * recipient takes the outcome's state, next try and reply, and one more
+ * attempt.  Outcomes are committed by the writer thread together with
+ * submissions and other outcomes (one flush for many).  When no
+ * recipient of the message is left pending, the message is deleted in
+ * the same transaction.  Returned at once: SP_EINVAL (no outcomes, a
+ * text that is not a queue id, no done), SP_ESTATE (no writer),
+ * SP_ENOMEM.  Through done: SP_ENOTFOUND for a message not in the spool,
+ * SP_EINVAL for a position out of range (nothing of it is recorded),
+ * SP_EIO.
+ */
+int sp_queue_record(sp_queue *queue, const char *id,
+                    const sp_queue_outcome *outcomes, size_t count,
+                    sp_queue_recorded_fn done, void *arg, sp_error *err);
+
 /*
  * Remove a message for good (durable when this returns).  read and
  * delete return SP_EINVAL for text that is not a queue id.  On a full
@@ -165,5 +220,128 @@ int sp_queue_keys_queued(void *queue, int64_t key, int64_t *count,
  * writer and close the spool.
  */
 void sp_queue_close(sp_queue *queue);
+
+/* ------------------------------------------------------------------------
+ * The scheduler (schedule.c): what waits to be delivered, per destination
+ *
+ * A job is one message's recipients at one destination (for now the
+ * recipient domain).  Jobs not yet due wait for their time; due ones wait
+ * in their destination's ready queue.  The owner opens connections when
+ * sp_sched_connect_next says so, takes jobs for them with sp_sched_take,
+ * and after each attempt records the outcome in the spool, then either
+ * drops the job (sp_sched_done) or sets it to try again (sp_sched_retry).
+ * No I/O, no clock: every call that needs the time is given it (ms).
+ */
+
+typedef struct sp_sched sp_sched;
+typedef struct sp_sched_dest sp_sched_dest;
+
+/* Limits of one destination. */
+typedef struct sp_sched_limits {
+    unsigned max_connections;         /* open at once */
+    unsigned messages_per_connection; /* then a new connection */
+    unsigned rate;                    /* messages per window; 0: none */
+    int64_t rate_window_ms;           /* 60000 or 3600000 */
+} sp_sched_limits;
+
+/* Limits for the destinations a pattern covers ("example.com", or
+ * "*.example.com" for its subdomains). */
+typedef struct sp_sched_rule {
+    char pattern[256];
+    sp_sched_limits limits;
+} sp_sched_rule;
+
+typedef struct sp_sched_job {
+    struct sp_sched_job *next; /* the scheduler's */
+    sp_sched_dest *dest;
+    char id[SP_QUEUE_ID_SIZE]; /* the message's queue id */
+    int64_t due_ms;            /* not before */
+    unsigned attempts;         /* the owner's: attempts made so far */
+    size_t count;              /* recipients, as positions in the
+                                  message's envelope */
+    size_t positions[];
+} sp_sched_job;
+
+/*
+ * Parse a rule: "PATTERN [connections=N] [messages=N] [rate=N/m|N/h]";
+ * what it leaves out comes from defaults.  SP_ESYNTAX saying what is
+ * wrong.
+ */
+int sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
+                        sp_sched_rule *rule, sp_error *err);
+
+/*
+ * A scheduler: destinations take the limits of the first rule that
+ * covers them, or defaults.  Rules are copied.
+ */
+int sp_sched_new(const sp_sched_limits *defaults, const sp_sched_rule *rules,
+                 size_t rule_count, sp_sched **out, sp_error *err);
+
+/*
+ * Add a job for message id's recipients at positions[0..count) at
+ * destination dest_name, due at due_ms (ready at once when not after
+ * now_ms).  *out (when not NULL) is the job, still the scheduler's.
+ * SP_ENOMEM.
+ */
+int sp_sched_add(sp_sched *sched, const char *dest_name, const char *id,
+                 const size_t *positions, size_t count, int64_t due_ms,
+                 int64_t now_ms, sp_sched_job **out);
+
+/*
+ * Make the jobs due by now_ms ready.  Returns when something may next
+ * change without a call from the owner (a job falls due, a rate window
+ * lets another message go), or INT64_MAX.
+ */
+int64_t sp_sched_advance(sp_sched *sched, int64_t now_ms);
+
+/*
+ * A destination whose ready jobs call for one more connection (more
+ * ready jobs than its open connections wait for and carry in their
+ * messages_per_connection, under its connection limit and rate), or NULL.  The
+ * connection is counted from here, as waiting.
+ */
+sp_sched_dest *sp_sched_connect_next(sp_sched *sched, int64_t now_ms);
+
+/* A connection of dest stops (-1) or starts again (+1) to wait for a
+ * job: sending one, or ready again after it. */
+void sp_sched_waiting(sp_sched_dest *dest, int delta);
+
+/* A connection of dest closed; was_waiting as counted last. */
+void sp_sched_disconnected(sp_sched_dest *dest, bool was_waiting);
+
+/*
+ * The next ready job of dest for a connection that has sent sent_here
+ * messages, or NULL when none may go now (none ready, the connection has
+ * sent its share, or the rate is spent).  Counts against the rate.
+ */
+sp_sched_job *sp_sched_take(sp_sched *sched, sp_sched_dest *dest,
+                            unsigned sent_here, int64_t now_ms);
+
+/* Every ready job of dest, as a list through next (the destination
+ * cannot be reached: the owner records them all as deferred). */
+sp_sched_job *sp_sched_take_all(sp_sched *sched, sp_sched_dest *dest);
+
+/* A taken job is finished: freed. */
+void sp_sched_done(sp_sched *sched, sp_sched_job *job);
+
+/* A taken job, to try again at due_ms (its positions may have been
+ * narrowed by the owner to those still pending). */
+int sp_sched_retry(sp_sched *sched, sp_sched_job *job, int64_t due_ms,
+                   int64_t now_ms);
+
+/* Seconds to wait after attempts failed attempts: schedule[attempts-1],
+ * its last value after that. */
+int64_t sp_sched_retry_delay(const int64_t *schedule, size_t count,
+                             unsigned attempts);
+
+sp_sched_dest *sp_sched_dest_find(sp_sched *sched, const char *name);
+const char *sp_sched_dest_name(const sp_sched_dest *dest);
+const sp_sched_limits *sp_sched_dest_limits(const sp_sched_dest *dest);
+size_t sp_sched_dest_ready(const sp_sched_dest *dest);
+
+/* Jobs held, due or not, taken or not. */
+size_t sp_sched_jobs(const sp_sched *sched);
+
+void sp_sched_free(sp_sched *sched);
 
 #endif /* SP_QUEUE_H */

@@ -37,13 +37,21 @@
 
 typedef struct queue__db queue__db;
 
+/* What a waiting item asks of the writer. */
+typedef enum queue__kind {
+    QUEUE_ITEM_SUBMIT, /* store a new message (sp_queue_submit) */
+    QUEUE_ITEM_RECORD, /* record delivery outcomes (sp_queue_record) */
+} queue__kind;
+
 /*
- * One submission, in a single allocation that holds its copies of the
- * envelope strings and the data.  Owned by the queue from sp_queue_submit
- * until the writer has called done and freed it.
+ * One submission or record, in a single allocation that holds its copies
+ * of the envelope strings and the data, or of the outcomes and their
+ * replies.  Owned by the queue from sp_queue_submit or sp_queue_record
+ * until the writer has called done (or recorded) and freed it.
  */
 typedef struct queue__item {
-    struct queue__item *next;      /* next waiting submission */
+    struct queue__item *next; /* next waiting item */
+    queue__kind kind;
     uint64_t number;               /* the queue id as a number */
     char id[SP_QUEUE_ID_SIZE];     /* the queue id as text */
     int64_t created_ms;            /* accepted at, ms since the epoch */
@@ -57,9 +65,18 @@ typedef struct queue__item {
     const void *data;      /* in this allocation, len bytes */
     size_t len;            /* octets of the message */
     int rc;                /* its own result in a stored group: SP_OK,
-                              or SP_EINVAL for an id used already */
-    sp_queue_done_fn done; /* called once by the writer */
-    void *arg;             /* for done */
+                              SP_EINVAL for an id used already or a
+                              position out of range, SP_ENOTFOUND for
+                              outcomes of a message not stored */
+    sp_queue_done_fn done; /* submissions: called once by the writer */
+    void *arg;             /* for done or recorded */
+
+    /* Records only; the replies in this allocation. */
+    const sp_queue_outcome *outcomes;
+    size_t outcome_count;
+    sp_queue_recorded_fn recorded; /* called once by the writer */
+    bool finished;                 /* no recipient left pending: the
+                                      message was deleted */
 } queue__item;
 
 struct sp_queue {
@@ -200,10 +217,14 @@ void queue__db_on_commit(queue__db *db, void (*hook)(void *arg, int pages),
                          void *arg);
 
 /*
- * Store items[0..count) in one transaction, flushed before this returns.
- * On failure nothing of the group is stored: SP_EIO with err filled.  On
- * success each item's rc says whether it was stored (SP_OK) or refused
- * because its id is in the spool already (SP_EINVAL).
+ * Store items[0..count) in one transaction, flushed before this returns:
+ * new messages, and the outcomes of records (deleting the messages they
+ * leave with no recipient pending).  On failure nothing of the group is
+ * stored: SP_EIO with err filled.  On success each item's rc says whether
+ * it was stored (SP_OK) or refused alone: a submission whose id is in
+ * the spool already (SP_EINVAL), a record for a message not in the spool
+ * (SP_ENOTFOUND) or naming a position it lacks (SP_EINVAL).  A record's
+ * finished says whether its message was deleted.
  */
 int queue__db_store(queue__db *db, queue__item *const *items, size_t count,
                     sp_error *err);

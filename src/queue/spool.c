@@ -1,7 +1,8 @@
 /*
  * spool.c: the spool's public functions: opening and closing it, taking
- * submissions, answering whether there is room, and the reads and
- * deletes that pass through to the database.
+ * submissions and delivery outcomes for the writer, answering whether
+ * there is room, and the reads and deletes that pass through to the
+ * database.
  *
  * Owns sp_queue_* (see queue.h) but for sp_queue_has_room
  * (spool_room.c), and queue__id_*, queue__clock_ms, queue__check and
@@ -16,14 +17,15 @@
  *                 filesystem, when there is a free-space threshold
  *                 (spool_room.c)
  *
- * Threads: sp_queue_submit and sp_queue_has_room may be called from any
- * number of threads at once; so may list, read, delete and count, which
- * share one connection under a lock.  The writer and checkpointer threads
- * are spool_writer.c's.
+ * Threads: sp_queue_submit, sp_queue_record and sp_queue_has_room may be
+ * called from any number of threads at once; so may list, read, delete
+ * and count, which share one connection under a lock.  The writer and
+ * checkpointer threads are spool_writer.c's.
  *
  * Allocation failures are reported as SP_ENOMEM and leave the spool as it
- * was; nothing here exits or logs.  Known limit: a delete is its own
- * transaction and flush; doc/spool.md says what would group them.
+ * was; nothing here exits or logs.  Known limit: sp_queue_delete (the
+ * operator's) is its own transaction and flush; delivery's deletes go
+ * through the writer's groups with the outcomes that finish a message.
  */
 #include "queue_int.h"
 
@@ -48,6 +50,20 @@ sp_queue_state_name(sp_queue_state state)
     switch (state) {
     case SP_QUEUE_QUEUED:
         return "queued";
+    }
+    return "unknown";
+}
+
+const char *
+sp_queue_rcpt_state_name(sp_queue_rcpt_state state)
+{
+    switch (state) {
+    case SP_QUEUE_RCPT_PENDING:
+        return "pending";
+    case SP_QUEUE_RCPT_DELIVERED:
+        return "delivered";
+    case SP_QUEUE_RCPT_FAILED:
+        return "failed";
     }
     return "unknown";
 }
@@ -516,6 +532,95 @@ sp_queue_submit(sp_queue *queue, const sp_queue_envelope *envelope,
     queue__writer_wake(queue);
 
     /* From here the writer may have freed item at any moment. */
+    pthread_mutex_unlock(&queue->lock);
+    return SP_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Delivery outcomes
+ */
+
+/* Check what sp_queue_record is given, before copying anything. */
+static int
+spool_check_record(sp_queue *queue, const char *id,
+                   const sp_queue_outcome *outcomes, size_t count,
+                   sp_queue_recorded_fn done, uint64_t *number, sp_error *err)
+{
+    if (queue->options.no_writer)
+        return sp_err_set(err, SP_ESTATE,
+                          "spool: opened without a writer; cannot record");
+    if (queue__id_parse(id, number) != SP_OK)
+        return sp_err_set(err, SP_EINVAL, "spool: not a queue id");
+    if (outcomes == NULL || count == 0 || count > QUEUE_MAX_RECIPIENTS ||
+        done == NULL)
+        return sp_err_set(err, SP_EINVAL, "spool: incomplete record");
+    for (size_t i = 0; i < count; i++)
+        if (outcomes[i].state != SP_QUEUE_RCPT_PENDING &&
+            outcomes[i].state != SP_QUEUE_RCPT_DELIVERED &&
+            outcomes[i].state != SP_QUEUE_RCPT_FAILED)
+            return sp_err_set(err, SP_EINVAL, "spool: unknown outcome");
+    return SP_OK;
+}
+
+/* Copy the outcomes and their replies into one allocation; NULL: ENOMEM. */
+static queue__item *
+spool_copy_record(const sp_queue_outcome *outcomes, size_t count)
+{
+    size_t size = sizeof(queue__item) + count * sizeof(sp_queue_outcome);
+    sp_queue_outcome *copies;
+    queue__item *item;
+    char *at;
+
+    for (size_t i = 0; i < count; i++)
+        size += strlen(outcomes[i].reply ? outcomes[i].reply : "") + 1;
+    item = sp_malloc(size);
+    if (item == NULL)
+        return NULL;
+    memset(item, 0, sizeof(*item));
+    copies = (sp_queue_outcome *)(item + 1);
+    at = (char *)(copies + count);
+    for (size_t i = 0; i < count; i++) {
+        const char *reply = outcomes[i].reply ? outcomes[i].reply : "";
+
+        copies[i] = outcomes[i];
+        copies[i].reply = spool_put(&at, reply, strlen(reply));
+    }
+    item->kind = QUEUE_ITEM_RECORD;
+    item->outcomes = copies;
+    item->outcome_count = count;
+    return item;
+}
+
+int
+sp_queue_record(sp_queue *queue, const char *id,
+                const sp_queue_outcome *outcomes, size_t count,
+                sp_queue_recorded_fn done, void *arg, sp_error *err)
+{
+    queue__item *item;
+    uint64_t number;
+    int rc;
+
+    rc = spool_check_record(queue, id, outcomes, count, done, &number, err);
+    if (rc != SP_OK)
+        return rc;
+    item = spool_copy_record(outcomes, count);
+    if (item == NULL)
+        return sp_err_set(err, SP_ENOMEM, "spool: out of memory");
+    item->number = number;
+    queue__id_format(number, item->id);
+    item->recorded = done;
+    item->arg = arg;
+
+    pthread_mutex_lock(&queue->lock);
+    if (queue->closing) {
+        pthread_mutex_unlock(&queue->lock);
+        sp_free(item);
+        return sp_err_set(err, SP_EIO, "spool: the writer has stopped");
+    }
+    *queue->tail = item;
+    queue->tail = &item->next;
+    queue__check(queue);
+    queue__writer_wake(queue);
     pthread_mutex_unlock(&queue->lock);
     return SP_OK;
 }

@@ -14,8 +14,11 @@
  * up to DB_BUSY_MS for the other's write lock.
  *
  * A message is a row of messages (its envelope and state), one row of
- * recipients per forward-path, and its bytes as one row of bodies, apart
- * so that listing never reads them.  The schema carries a version (PRAGMA
+ * recipients per forward-path (with where its delivery stands), and its
+ * bytes as one row of bodies, apart so that listing never reads them.
+ * Delivery outcomes are recorded in the writer's group commits; the
+ * message's rows go in the same transaction as its last pending
+ * recipient.  The schema carries a version (PRAGMA
  * user_version), checked at open: an older one is upgraded, a newer one
  * refused untouched.
  *
@@ -30,7 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DB_SCHEMA_VERSION  2
+#define DB_SCHEMA_VERSION  3
 #define DB_BUSY_MS         10000
 #define DB_WAL_LIMIT_BYTES (64 << 20) /* WAL cut back to this after use */
 #define DB_PAGE_BYTES      16384      /* page size of a new spool */
@@ -66,6 +69,19 @@ static const char db_schema_2[] =
     " PRIMARY KEY (message, key)) WITHOUT ROWID;"
     "CREATE INDEX message_keys_by_key ON message_keys (key);";
 
+/*
+ * Version 3: where each recipient stands: pending (from next_try_ms on),
+ * delivered or failed, with the attempts made and the last reply.  Rows
+ * of older spools are pending, due at once.
+ */
+static const char db_schema_3[] =
+    "ALTER TABLE recipients ADD COLUMN state TEXT NOT NULL"
+    " DEFAULT 'pending';"
+    "ALTER TABLE recipients ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE recipients ADD COLUMN next_try_ms INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE recipients ADD COLUMN reply TEXT NOT NULL DEFAULT '';";
+
 /* Message rows are read with the same column order everywhere. */
 #define DB_MESSAGE_COLUMNS                                                     \
     "id, created_ms, state, sender, client_ip, identity, size"
@@ -76,13 +92,27 @@ struct queue__db {
     sqlite3_stmt *insert_recipient; /* writer only */
     sqlite3_stmt *insert_body;      /* writer only */
     sqlite3_stmt *insert_key;       /* writer only */
+    sqlite3_stmt *count_recipients; /* writer only: of a message */
+    sqlite3_stmt *update_recipient; /* writer only: record an outcome */
+    sqlite3_stmt *count_pending;    /* writer only: recipients pending */
+    sqlite3_stmt *delete_rows[4];   /* writer only: a finished message */
     sqlite3_stmt *select_message;   /* one message by id */
     sqlite3_stmt *select_recipients;
     void (*hook)(void *arg, int pages); /* after each commit, or NULL */
     void *hook_arg;
-    sp_buf addresses;        /* recipients of the message being described */
-    const char **recipients; /* pointers into addresses */
+    sp_buf texts;            /* addresses and replies of the recipients
+                                of the message being described */
+    const char **recipients; /* pointers into texts */
+    sp_queue_rcpt *rcpt;     /* their states, replies into texts */
     size_t recipient_capacity;
+};
+
+/* The four tables' rows of one message, deleted in this order. */
+static const char *const db_delete_sql[4] = {
+    "DELETE FROM recipients WHERE message = ?1",
+    "DELETE FROM message_keys WHERE message = ?1",
+    "DELETE FROM bodies WHERE id = ?1",
+    "DELETE FROM messages WHERE id = ?1",
 };
 
 /* Fill err from the connection's last error; SP_EIO or SP_ENOMEM. */
@@ -153,8 +183,10 @@ db_schema(queue__db *db, sp_error *err)
         rc = db_exec(db, db_schema_1, err, "creating the schema");
     if (rc == SP_OK && version < 2)
         rc = db_exec(db, db_schema_2, err, "upgrading the schema");
+    if (rc == SP_OK && version < 3)
+        rc = db_exec(db, db_schema_3, err, "upgrading the schema");
     if (rc == SP_OK && version < DB_SCHEMA_VERSION)
-        rc = db_exec(db, "PRAGMA user_version = 2", err, "creating the schema");
+        rc = db_exec(db, "PRAGMA user_version = 3", err, "creating the schema");
     if (rc == SP_OK)
         rc = db_exec(db, "COMMIT", err, "creating the schema");
     if (rc != SP_OK)
@@ -181,7 +213,8 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
 
     if (rc == SP_OK)
         rc = db_prepare(db,
-                        "SELECT address FROM recipients WHERE message = ? "
+                        "SELECT address, state, attempts, next_try_ms, "
+                        "reply FROM recipients WHERE message = ? "
                         "ORDER BY position",
                         &db->select_recipients, err);
     if (rc != SP_OK || !for_writer)
@@ -203,6 +236,22 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
                         "INSERT OR IGNORE INTO message_keys (message, key) "
                         "VALUES (?, ?)",
                         &db->insert_key, err);
+    if (rc == SP_OK)
+        rc = db_prepare(db, "SELECT count(*) FROM recipients WHERE message = ?",
+                        &db->count_recipients, err);
+    if (rc == SP_OK)
+        rc = db_prepare(db,
+                        "UPDATE recipients SET state = ?, attempts = "
+                        "attempts + 1, next_try_ms = ?, reply = ? "
+                        "WHERE message = ? AND position = ?",
+                        &db->update_recipient, err);
+    if (rc == SP_OK)
+        rc = db_prepare(db,
+                        "SELECT count(*) FROM recipients WHERE message = ? "
+                        "AND state = 'pending'",
+                        &db->count_pending, err);
+    for (size_t i = 0; rc == SP_OK && i < 4; i++)
+        rc = db_prepare(db, db_delete_sql[i], &db->delete_rows[i], err);
     return rc;
 }
 
@@ -283,11 +332,17 @@ queue__db_close(queue__db *db)
     sqlite3_finalize(db->insert_recipient);
     sqlite3_finalize(db->insert_body);
     sqlite3_finalize(db->insert_key);
+    sqlite3_finalize(db->count_recipients);
+    sqlite3_finalize(db->update_recipient);
+    sqlite3_finalize(db->count_pending);
+    for (size_t i = 0; i < 4; i++)
+        sqlite3_finalize(db->delete_rows[i]);
     sqlite3_finalize(db->select_message);
     sqlite3_finalize(db->select_recipients);
     sqlite3_close(db->sql);
-    sp_buf_free(&db->addresses);
+    sp_buf_free(&db->texts);
     sp_free(db->recipients);
+    sp_free(db->rcpt);
     sp_free(db);
 }
 
@@ -416,6 +471,69 @@ db_insert(queue__db *db, const queue__item *item)
     return step == SQLITE_CONSTRAINT ? SQLITE_ERROR : step;
 }
 
+/* One count(*) of a message's rows; SQLITE_ROW when it was read. */
+static int
+db_count_rows(sqlite3_stmt *stmt, sqlite3_int64 id, sqlite3_int64 *count)
+{
+    int step;
+
+    sqlite3_bind_int64(stmt, 1, id);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *count = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return step;
+}
+
+/*
+ * Record one item's outcomes; when no recipient is left pending, delete
+ * the message.  A record for a message not stored, or naming a position
+ * it lacks, changes nothing and sets the item's rc.  Returns SQLITE_DONE
+ * or the failing step.
+ */
+static int
+db_record(queue__db *db, queue__item *item)
+{
+    sqlite3_int64 id = (sqlite3_int64)item->number;
+    sqlite3_int64 recipients = 0, pending = 0;
+    sqlite3_stmt *stmt = db->update_recipient;
+    int step;
+
+    if ((step = db_count_rows(db->count_recipients, id, &recipients)) !=
+        SQLITE_ROW)
+        return step;
+    item->rc = recipients == 0 ? SP_ENOTFOUND : SP_OK;
+    for (size_t i = 0; item->rc == SP_OK && i < item->outcome_count; i++)
+        if (item->outcomes[i].position >= (size_t)recipients)
+            item->rc = SP_EINVAL;
+    if (item->rc != SP_OK)
+        return SQLITE_DONE;
+
+    for (size_t i = 0; i < item->outcome_count; i++) {
+        const sp_queue_outcome *outcome = &item->outcomes[i];
+
+        sqlite3_bind_text(stmt, 1, sp_queue_rcpt_state_name(outcome->state), -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, outcome->next_try_ms);
+        sqlite3_bind_text(stmt, 3, outcome->reply, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, id);
+        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)outcome->position);
+        if ((step = db_step(stmt)) != SQLITE_DONE)
+            return step;
+    }
+
+    if ((step = db_count_rows(db->count_pending, id, &pending)) != SQLITE_ROW)
+        return step;
+    item->finished = pending == 0;
+    for (size_t i = 0; item->finished && i < 4; i++) {
+        sqlite3_bind_int64(db->delete_rows[i], 1, id);
+        if ((step = db_step(db->delete_rows[i])) != SQLITE_DONE)
+            return step;
+    }
+    return SQLITE_DONE;
+}
+
 int
 queue__db_store(queue__db *db, queue__item *const *items, size_t count,
                 sp_error *err)
@@ -423,9 +541,15 @@ queue__db_store(queue__db *db, queue__item *const *items, size_t count,
     int rc = db_exec(db, "BEGIN IMMEDIATE", err, "storing messages");
 
     for (size_t i = 0; rc == SP_OK && i < count; i++) {
-        int step = db_insert(db, items[i]);
+        int step;
 
-        items[i]->rc = step == SQLITE_CONSTRAINT ? SP_EINVAL : SP_OK;
+        items[i]->finished = false;
+        if (items[i]->kind == QUEUE_ITEM_RECORD)
+            step = db_record(db, items[i]);
+        else {
+            step = db_insert(db, items[i]);
+            items[i]->rc = step == SQLITE_CONSTRAINT ? SP_EINVAL : SP_OK;
+        }
         if (step != SQLITE_DONE && step != SQLITE_CONSTRAINT)
             rc = db_fail(db, err, "storing messages");
     }
@@ -454,10 +578,51 @@ queue__db_last_number(queue__db *db, uint64_t *number, sp_error *err)
     return rc;
 }
 
+static const char *
+db_text(sqlite3_stmt *stmt, int column)
+{
+    const char *text = (const char *)sqlite3_column_text(stmt, column);
+
+    return text ? text : "";
+}
+
+/* Make room for count recipients' pointers and states. */
+static int
+db_grow_recipients(queue__db *db, size_t count)
+{
+    const char **recipients;
+    sp_queue_rcpt *rcpt;
+
+    if (count <= db->recipient_capacity)
+        return SP_OK;
+    recipients = sp_realloc(db->recipients, count * sizeof(*recipients));
+    if (recipients == NULL)
+        return SP_ENOMEM;
+    db->recipients = recipients;
+    rcpt = sp_realloc(db->rcpt, count * sizeof(*rcpt));
+    if (rcpt == NULL)
+        return SP_ENOMEM;
+    db->rcpt = rcpt;
+    db->recipient_capacity = count;
+    return SP_OK;
+}
+
+/* The state a recipient row names; FAILED for one this sealpost lacks. */
+static sp_queue_rcpt_state
+db_rcpt_state(const char *name)
+{
+    if (strcmp(name, "pending") == 0)
+        return SP_QUEUE_RCPT_PENDING;
+    if (strcmp(name, "delivered") == 0)
+        return SP_QUEUE_RCPT_DELIVERED;
+    return SP_QUEUE_RCPT_FAILED;
+}
+
 /*
- * Read the recipients of message number into db->addresses and
- * db->recipients.  Runs inside the caller's statement, so it sees the
- * same snapshot.
+ * Read the recipients of message number into db->texts, db->recipients
+ * and db->rcpt.  Runs inside the caller's statement, so it sees the same
+ * snapshot.  Texts are appended as address NUL reply NUL, and pointed at
+ * once all are read (the buffer may move while it grows).
  */
 static int
 db_recipients(queue__db *db, sqlite3_int64 number, size_t *count, sp_error *err)
@@ -466,44 +631,37 @@ db_recipients(queue__db *db, sqlite3_int64 number, size_t *count, sp_error *err)
     size_t found = 0, offset = 0;
     int step, rc = SP_OK;
 
-    sp_buf_reset(&db->addresses);
+    sp_buf_reset(&db->texts);
     sqlite3_bind_int64(stmt, 1, number);
     while (rc == SP_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = sp_buf_append(&db->addresses, sqlite3_column_text(stmt, 0),
-                           (size_t)sqlite3_column_bytes(stmt, 0) + 1);
-        found++;
+        rc = db_grow_recipients(db, found + 1);
+        if (rc == SP_OK)
+            rc = sp_buf_append(&db->texts, db_text(stmt, 0),
+                               strlen(db_text(stmt, 0)) + 1);
+        if (rc == SP_OK)
+            rc = sp_buf_append(&db->texts, db_text(stmt, 4),
+                               strlen(db_text(stmt, 4)) + 1);
+        if (rc == SP_OK) {
+            db->rcpt[found].state = db_rcpt_state(db_text(stmt, 1));
+            db->rcpt[found].attempts = (unsigned)sqlite3_column_int(stmt, 2);
+            db->rcpt[found].next_try_ms = sqlite3_column_int64(stmt, 3);
+            found++;
+        }
     }
     if (rc == SP_OK && step != SQLITE_DONE)
         rc = db_fail(db, err, "reading recipients");
     sqlite3_reset(stmt);
-    if (rc == SP_OK && found > db->recipient_capacity) {
-        const char **grown = sp_realloc(db->recipients, found * sizeof(*grown));
-
-        if (grown == NULL)
-            rc = SP_ENOMEM;
-        else {
-            db->recipients = grown;
-            db->recipient_capacity = found;
-        }
-    }
     if (rc == SP_ENOMEM)
         return sp_err_set(err, rc, "spool: out of memory");
 
-    /* The addresses lie one after the other, each with its NUL. */
     for (size_t i = 0; rc == SP_OK && i < found; i++) {
-        db->recipients[i] = db->addresses.data + offset;
+        db->recipients[i] = db->texts.data + offset;
         offset += strlen(db->recipients[i]) + 1;
+        db->rcpt[i].reply = db->texts.data + offset;
+        offset += strlen(db->rcpt[i].reply) + 1;
     }
     *count = found;
     return rc;
-}
-
-static const char *
-db_text(sqlite3_stmt *stmt, int column)
-{
-    const char *text = (const char *)sqlite3_column_text(stmt, column);
-
-    return text ? text : "";
 }
 
 /* Describe the message on stmt's current row to each. */
@@ -520,12 +678,13 @@ db_describe(queue__db *db, sqlite3_stmt *stmt,
         return rc;
     queue__id_format((uint64_t)number, info.id);
     info.created_ms = sqlite3_column_int64(stmt, 1);
-    info.state = SP_QUEUE_QUEUED; /* the only state schema 1 has */
+    info.state = SP_QUEUE_QUEUED; /* the only state a stored message has */
     info.sender = db_text(stmt, 3);
     info.client_ip = db_text(stmt, 4);
     info.identity = db_text(stmt, 5);
     info.size = (uint64_t)sqlite3_column_int64(stmt, 6);
     info.recipients = db->recipients;
+    info.rcpt = db->rcpt;
     each(arg, &info);
     return SP_OK;
 }

@@ -1,10 +1,11 @@
 /*
  * spool_writer.c: the threads behind the spool's group commits.
  *
- * Owns queue__writer_*.  The writer thread takes every submission waiting
- * at the moment it looks (at most options.max_batch), stores them in one
- * transaction with one flush, and then calls their done callbacks, in
- * queue id order.  While it flushes, sessions go on queueing behind it,
+ * Owns queue__writer_*.  The writer thread takes every item waiting at
+ * the moment it looks (at most options.max_batch): submissions of new
+ * messages and records of delivery outcomes.  It stores them in one
+ * transaction with one flush, and then calls their callbacks, in the
+ * order they were queued.  While it flushes, sessions go on queueing behind it,
  * so the busier the spool, the more messages one flush carries.
  *
  * The checkpointer thread copies SQLite's write-ahead log back into the
@@ -43,12 +44,21 @@ writer_take(sp_queue *queue)
     return count;
 }
 
-/* A message of a stored group whose id was used before: it alone fails. */
+/* An item of a stored group refused alone; err says why. */
 static void
 writer_refused(sp_queue *queue, queue__item *item)
 {
     sp_error err;
 
+    if (item->kind == QUEUE_ITEM_RECORD) {
+        if (item->rc == SP_ENOTFOUND)
+            sp_err_set(&err, item->rc, "spool: no message %s", item->id);
+        else
+            sp_err_set(&err, item->rc,
+                       "spool: message %s has no such recipient", item->id);
+        item->recorded(item->arg, item->rc, item->id, false, &err);
+        return;
+    }
     atomic_fetch_sub(&queue->committed, 1);
     atomic_fetch_add(&queue->failed, 1);
     sp_err_set(&err, item->rc, "spool: queue id %s is in the spool already",
@@ -56,20 +66,34 @@ writer_refused(sp_queue *queue, queue__item *item)
     item->done(item->arg, item->rc, item->id, &err);
 }
 
-/* Store the group taken, then tell each submitter, then free them. */
+/* Tell an item's caller how the commit of its group went. */
+static void
+writer_tell(queue__item *item, int rc, const sp_error *err)
+{
+    if (item->kind == QUEUE_ITEM_RECORD)
+        item->recorded(item->arg, rc, item->id, rc == SP_OK && item->finished,
+                       err);
+    else
+        item->done(item->arg, rc, item->id, err);
+}
+
+/* Store the group taken, then tell each caller, then free them. */
 static void
 writer_commit(sp_queue *queue, size_t count)
 {
+    size_t submissions = 0;
     sp_error err;
     int rc;
 
     sp_err_clear(&err);
+    for (size_t i = 0; i < count; i++)
+        submissions += queue->group[i]->kind == QUEUE_ITEM_SUBMIT;
     rc = queue__db_store(queue->writer_db, queue->group, count, &err);
     if (rc == SP_OK) {
         atomic_fetch_add(&queue->flushes, 1);
-        atomic_fetch_add(&queue->committed, count);
+        atomic_fetch_add(&queue->committed, submissions);
     } else {
-        atomic_fetch_add(&queue->failed, count);
+        atomic_fetch_add(&queue->failed, submissions);
         queue__room_forget(queue);
     }
     for (size_t i = 0; i < count; i++) {
@@ -78,7 +102,7 @@ writer_commit(sp_queue *queue, size_t count)
         if (rc == SP_OK && item->rc != SP_OK)
             writer_refused(queue, item);
         else
-            item->done(item->arg, rc, item->id, &err);
+            writer_tell(item, rc, &err);
         sp_free(item);
         queue->group[i] = NULL;
     }

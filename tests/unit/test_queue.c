@@ -3,7 +3,9 @@
  * ids are unique and ordered, every submission gets exactly one done
  * call, concurrent submissions share flushes, closing drains, a second
  * opener reads and deletes while the writer works, storage errors fail
- * only their group, and every allocation failure is reported.
+ * only their group, and every allocation failure is reported.  Delivery
+ * outcomes are recorded per recipient, survive a reopen, and remove the
+ * message with its last pending recipient.
  *
  * Crash safety under SIGKILL and a full filesystem are proved by the
  * integration tests test_spool_crash.py and test_spool_full.py.
@@ -227,11 +229,93 @@ messages_count_the_keys_that_signed_them(void **state)
     testlib_remove_dir(dir);
 }
 
+/* What a record's done call reported. */
+struct recorded {
+    struct tally tally;
+    int rc;
+    bool finished;
+    char text[320];
+};
+
+static void
+on_recorded(void *arg, int rc, const char *id, bool finished,
+            const sp_error *err)
+{
+    struct recorded *recorded = arg;
+
+    (void)id;
+    pthread_mutex_lock(&recorded->tally.lock);
+    recorded->rc = rc;
+    recorded->finished = finished;
+    snprintf(recorded->text, sizeof(recorded->text), "%s",
+             rc == SP_OK ? "" : err->text);
+    recorded->tally.calls++;
+    pthread_cond_broadcast(&recorded->tally.cond);
+    pthread_mutex_unlock(&recorded->tally.lock);
+}
+
+/* Record outcomes for id and wait for the writer; returns the done rc. */
+static int
+record_outcomes(sp_queue *queue, const char *id,
+                const sp_queue_outcome *outcomes, size_t count, bool *finished)
+{
+    struct recorded recorded;
+    sp_error err;
+
+    memset(&recorded, 0, sizeof(recorded));
+    tally_init(&recorded.tally);
+    assert_int_equal(sp_queue_record(queue, id, outcomes, count, on_recorded,
+                                     &recorded, &err),
+                     SP_OK);
+    tally_wait(&recorded.tally, 1);
+    tally_free(&recorded.tally);
+    if (finished != NULL)
+        *finished = recorded.finished;
+    if (recorded.rc != SP_OK)
+        assert_non_null(strstr(recorded.text, id));
+    return recorded.rc;
+}
+
+/* A copy of the recipients' states that sp_queue_read described. */
+struct states {
+    size_t count;
+    sp_queue_rcpt rcpt[2];
+    char replies[2][64];
+};
+
+static void
+on_states(void *arg, const sp_queue_info *info)
+{
+    struct states *states = arg;
+
+    assert_non_null(info->rcpt);
+    assert_true(info->recipient_count <= 2);
+    states->count = info->recipient_count;
+    for (size_t i = 0; i < info->recipient_count; i++) {
+        states->rcpt[i] = info->rcpt[i];
+        snprintf(states->replies[i], sizeof(states->replies[i]), "%s",
+                 info->rcpt[i].reply);
+        states->rcpt[i].reply = states->replies[i];
+    }
+}
+
+/* Fill states (its replies point into itself) from message id. */
+static void
+read_states(sp_queue *queue, const char *id, struct states *states)
+{
+    sp_error err;
+
+    memset(states, 0, sizeof(*states));
+    assert_int_equal(sp_queue_read(queue, id, on_states, states, NULL, &err),
+                     SP_OK);
+}
+
 /* A spool written by the first schema opens, upgraded, messages kept. */
 static void
 first_schema_is_upgraded(void **state)
 {
     char dir[256], path[300], id[SP_QUEUE_ID_SIZE];
+    struct states states;
     sqlite3 *db;
     sp_queue *queue;
     uint64_t count = 0;
@@ -266,6 +350,10 @@ first_schema_is_upgraded(void **state)
     assert_int_equal(sp_queue_count(queue, &count, &err), SP_OK);
     assert_int_equal(count, 1);
     assert_int_equal(key_count(queue, 1), 0);
+    read_states(queue, "000000001R000", &states);
+    assert_int_equal(states.count, 1);
+    assert_int_equal(states.rcpt[0].state, SP_QUEUE_RCPT_PENDING);
+    assert_int_equal(states.rcpt[0].attempts, 0);
     submit_signed(queue, (const int64_t[]){1}, 1, id);
     assert_int_equal(key_count(queue, 1), 1);
     sp_queue_close(queue);
@@ -784,6 +872,137 @@ allocation_failures_are_reported(void **state)
     testlib_remove_dir(dir);
 }
 
+/*
+ * Outcomes land per recipient, are there after a reopen, and the last
+ * pending recipient's outcome takes the message (and its key ids) away.
+ */
+static void
+outcomes_are_recorded_until_the_message_is_finished(void **state)
+{
+    static const int64_t keys[] = {4};
+    char dir[256], id[SP_QUEUE_ID_SIZE];
+    sp_queue_outcome deferred = {
+        .position = 1,
+        .state = SP_QUEUE_RCPT_PENDING,
+        .next_try_ms = 1234567,
+        .reply = "451 4.3.0 try again later",
+    };
+    sp_queue_outcome final[] = {
+        {.position = 0, .state = SP_QUEUE_RCPT_DELIVERED, .reply = "250 ok"},
+        {.position = 1, .state = SP_QUEUE_RCPT_FAILED, .reply = "550 5.1.1"},
+    };
+    sp_queue_envelope envelope = {
+        .sender = "s@example.com",
+        .recipients = two_recipients,
+        .recipient_count = 2,
+        .dkim_keys = keys,
+        .dkim_key_count = 1,
+    };
+    struct record record = {0};
+    struct tally tally;
+    struct states states;
+    sp_queue *queue;
+    uint64_t count = 9;
+    bool finished = true;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("queue", dir, sizeof(dir));
+    tally_init(&tally);
+    record.tally = &tally;
+    queue = open_queue(dir, false);
+    id[0] = '\0';
+    assert_int_equal(sp_queue_submit(queue, &envelope, "m\r\n", 3, on_done,
+                                     &record, id, &err),
+                     SP_OK);
+    tally_wait(&tally, 1);
+    read_states(queue, id, &states);
+    assert_int_equal(states.count, 2);
+    assert_int_equal(states.rcpt[0].state, SP_QUEUE_RCPT_PENDING);
+    assert_int_equal(states.rcpt[0].attempts, 0);
+    assert_int_equal(states.rcpt[0].next_try_ms, 0);
+    assert_string_equal(states.rcpt[0].reply, "");
+
+    /* A deferral touches only its recipient. */
+    assert_int_equal(record_outcomes(queue, id, &deferred, 1, &finished),
+                     SP_OK);
+    assert_false(finished);
+    sp_queue_close(queue);
+    queue = open_queue(dir, false);
+    read_states(queue, id, &states);
+    assert_int_equal(states.rcpt[0].attempts, 0);
+    assert_int_equal(states.rcpt[1].state, SP_QUEUE_RCPT_PENDING);
+    assert_int_equal(states.rcpt[1].attempts, 1);
+    assert_int_equal(states.rcpt[1].next_try_ms, 1234567);
+    assert_string_equal(states.rcpt[1].reply, "451 4.3.0 try again later");
+
+    /* A position the message lacks refuses the whole record. */
+    final[1].position = 2;
+    assert_int_equal(record_outcomes(queue, id, final, 2, &finished),
+                     SP_EINVAL);
+    assert_false(finished);
+    read_states(queue, id, &states);
+    assert_int_equal(states.rcpt[0].state, SP_QUEUE_RCPT_PENDING);
+    assert_int_equal(states.rcpt[0].attempts, 0);
+
+    /* The last pending recipient finishes the message. */
+    final[1].position = 1;
+    assert_int_equal(record_outcomes(queue, id, final, 2, &finished), SP_OK);
+    assert_true(finished);
+    assert_int_equal(sp_queue_count(queue, &count, &err), SP_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(key_count(queue, 4), 0);
+    assert_int_equal(sp_queue_read(queue, id, NULL, NULL, NULL, &err),
+                     SP_ENOTFOUND);
+    assert_int_equal(record_outcomes(queue, id, final, 1, &finished),
+                     SP_ENOTFOUND);
+    sp_queue_close(queue);
+    tally_free(&tally);
+    testlib_remove_dir(dir);
+}
+
+/* Records the spool cannot take are refused at once, with no call. */
+static void
+bad_records_are_refused(void **state)
+{
+    sp_queue_outcome outcome = {.state = SP_QUEUE_RCPT_DELIVERED};
+    char dir[256], id[SP_QUEUE_ID_SIZE];
+    sp_queue *queue, *reader;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("queue", dir, sizeof(dir));
+    queue = open_queue(dir, false);
+    submit_signed(queue, NULL, 0, id);
+    assert_int_equal(
+        sp_queue_record(queue, id, &outcome, 0, on_recorded, NULL, &err),
+        SP_EINVAL);
+    assert_int_equal(
+        sp_queue_record(queue, "nope", &outcome, 1, on_recorded, NULL, &err),
+        SP_EINVAL);
+    assert_int_equal(sp_queue_record(queue, id, &outcome, 1, NULL, NULL, &err),
+                     SP_EINVAL);
+    outcome.state = (sp_queue_rcpt_state)7;
+    assert_int_equal(
+        sp_queue_record(queue, id, &outcome, 1, on_recorded, NULL, &err),
+        SP_EINVAL);
+    outcome.state = SP_QUEUE_RCPT_DELIVERED;
+    reader = open_queue(dir, true);
+    assert_int_equal(
+        sp_queue_record(reader, id, &outcome, 1, on_recorded, NULL, &err),
+        SP_ESTATE);
+    sp_queue_close(reader);
+    sp_alloc_fail_after(0);
+    assert_int_equal(
+        sp_queue_record(queue, id, &outcome, 1, on_recorded, NULL, &err),
+        SP_ENOMEM);
+    sp_alloc_fail_after(-1);
+    assert_string_equal(sp_queue_rcpt_state_name(SP_QUEUE_RCPT_FAILED),
+                        "failed");
+    sp_queue_close(queue);
+    testlib_remove_dir(dir);
+}
+
 static void
 bad_arguments_are_refused(void **state)
 {
@@ -841,6 +1060,8 @@ main(void)
         cmocka_unit_test(free_space_threshold_refuses_at_once),
         cmocka_unit_test(storage_error_fails_the_group_and_the_spool_recovers),
         cmocka_unit_test(allocation_failures_are_reported),
+        cmocka_unit_test(outcomes_are_recorded_until_the_message_is_finished),
+        cmocka_unit_test(bad_records_are_refused),
         cmocka_unit_test(bad_arguments_are_refused),
         cmocka_unit_test(spool_directory_is_private),
     };

@@ -1,0 +1,579 @@
+/*
+ * schedule.c: the scheduler's ready queues, limits and retry times.
+ *
+ * Owns sp_sched_*.  The scheduler holds, in memory, what is waiting to
+ * be delivered: one job per message and destination (the recipients of
+ * the message at that destination).  A job not yet due waits in a heap
+ * ordered by time; a due one waits in its destination's ready queue, in
+ * the order it became due.  Per destination the scheduler counts the
+ * connections the owner has open and keeps the send times of the last
+ * messages, so that a connection limit and a rate (messages per minute
+ * or hour, over a sliding window) hold exactly.
+ *
+ * It does no I/O and reads no clock: the owner passes the time, opens
+ * and closes the connections, and records outcomes in the spool.  The
+ * spool stays the truth; after a restart the owner adds every pending
+ * recipient again.
+ */
+#include "queue.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SCHED_MAX_RATE 100000 /* send times kept per destination */
+
+struct sp_sched_dest {
+    char *name;
+    sp_sched_limits limits;
+    sp_sched_job *head, *tail; /* ready jobs, first due first */
+    size_t ready;              /* jobs in that queue */
+    unsigned connections;      /* open or opening */
+    unsigned waiting;          /* of those, able to take a job now
+                                  without a new connection */
+    int64_t *sent;             /* ring of the last send times */
+    size_t sent_used, sent_next;
+    bool listed;                       /* in the scheduler's busy list */
+    struct sp_sched_dest *next_listed; /* that list */
+};
+
+struct sp_sched {
+    sp_sched_limits defaults;
+    sp_sched_rule *rules; /* owned copies */
+    size_t rule_count;
+
+    sp_sched_dest **table; /* open addressing by name */
+    size_t table_size;     /* a power of two */
+    size_t dest_count;
+
+    sp_sched_job **heap; /* jobs not yet due, earliest first */
+    size_t heap_used, heap_size;
+
+    sp_sched_dest *listed; /* destinations with ready jobs */
+    size_t jobs;           /* jobs held, due or not */
+};
+
+/* ------------------------------------------------------------------------
+ * Destinations by name
+ */
+
+static size_t
+sched_hash(const char *name)
+{
+    size_t hash = 5381;
+
+    for (; *name != '\0'; name++)
+        hash = hash * 33 + (unsigned char)tolower((unsigned char)*name);
+    return hash;
+}
+
+/* Whether a rule's pattern covers name: exact, or "*.suffix". */
+static bool
+sched_rule_matches(const char *pattern, const char *name)
+{
+    size_t name_len = strlen(name), suffix_len;
+
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcasecmp(pattern, name) == 0;
+    suffix_len = strlen(pattern + 1); /* ".suffix" */
+    return name_len > suffix_len &&
+           strcasecmp(name + name_len - suffix_len, pattern + 1) == 0;
+}
+
+static int
+sched_table_grow(sp_sched *sched)
+{
+    size_t size = sched->table_size ? sched->table_size * 2 : 64;
+    sp_sched_dest **table = sp_calloc(size, sizeof(*table));
+
+    if (table == NULL)
+        return SP_ENOMEM;
+    for (size_t i = 0; i < sched->table_size; i++) {
+        sp_sched_dest *dest = sched->table[i];
+        size_t slot;
+
+        if (dest == NULL)
+            continue;
+        slot = sched_hash(dest->name) & (size - 1);
+        while (table[slot] != NULL)
+            slot = (slot + 1) & (size - 1);
+        table[slot] = dest;
+    }
+    sp_free(sched->table);
+    sched->table = table;
+    sched->table_size = size;
+    return SP_OK;
+}
+
+sp_sched_dest *
+sp_sched_dest_find(sp_sched *sched, const char *name)
+{
+    size_t slot;
+
+    if (sched->table_size == 0)
+        return NULL;
+    slot = sched_hash(name) & (sched->table_size - 1);
+    for (; sched->table[slot] != NULL;
+         slot = (slot + 1) & (sched->table_size - 1))
+        if (strcasecmp(sched->table[slot]->name, name) == 0)
+            return sched->table[slot];
+    return NULL;
+}
+
+/* The destination called name, made with its rule's limits if new. */
+static sp_sched_dest *
+sched_dest(sp_sched *sched, const char *name)
+{
+    sp_sched_dest *dest = sp_sched_dest_find(sched, name);
+    size_t slot;
+
+    if (dest != NULL)
+        return dest;
+    if ((sched->dest_count + 1) * 2 > sched->table_size &&
+        sched_table_grow(sched) != SP_OK)
+        return NULL;
+    dest = sp_calloc(1, sizeof(*dest));
+    if (dest == NULL || (dest->name = sp_strndup(name, strlen(name))) == NULL) {
+        sp_free(dest);
+        return NULL;
+    }
+    for (char *p = dest->name; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    dest->limits = sched->defaults;
+    for (size_t i = 0; i < sched->rule_count; i++)
+        if (sched_rule_matches(sched->rules[i].pattern, name)) {
+            dest->limits = sched->rules[i].limits;
+            break;
+        }
+    if (dest->limits.rate > SCHED_MAX_RATE)
+        dest->limits.rate = SCHED_MAX_RATE;
+    if (dest->limits.rate > 0) {
+        dest->sent = sp_calloc(dest->limits.rate, sizeof(*dest->sent));
+        if (dest->sent == NULL) {
+            sp_free(dest->name);
+            sp_free(dest);
+            return NULL;
+        }
+    }
+    slot = sched_hash(dest->name) & (sched->table_size - 1);
+    while (sched->table[slot] != NULL)
+        slot = (slot + 1) & (sched->table_size - 1);
+    sched->table[slot] = dest;
+    sched->dest_count++;
+    return dest;
+}
+
+/* Put dest on the busy list, once. */
+static void
+sched_list(sp_sched *sched, sp_sched_dest *dest)
+{
+    if (dest->listed)
+        return;
+    dest->listed = true;
+    dest->next_listed = sched->listed;
+    sched->listed = dest;
+}
+
+/* ------------------------------------------------------------------------
+ * The heap of jobs not yet due
+ */
+
+static void
+heap_swap(sp_sched_job **heap, size_t a, size_t b)
+{
+    sp_sched_job *job = heap[a];
+
+    heap[a] = heap[b];
+    heap[b] = job;
+}
+
+static int
+heap_push(sp_sched *sched, sp_sched_job *job)
+{
+    size_t i;
+
+    if (sched->heap_used == sched->heap_size) {
+        size_t size = sched->heap_size ? sched->heap_size * 2 : 256;
+        sp_sched_job **grown = sp_realloc(sched->heap, size * sizeof(*grown));
+
+        if (grown == NULL)
+            return SP_ENOMEM;
+        sched->heap = grown;
+        sched->heap_size = size;
+    }
+    i = sched->heap_used++;
+    sched->heap[i] = job;
+    while (i > 0 && sched->heap[(i - 1) / 2]->due_ms > sched->heap[i]->due_ms) {
+        heap_swap(sched->heap, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    return SP_OK;
+}
+
+static sp_sched_job *
+heap_pop(sp_sched *sched)
+{
+    sp_sched_job *top = sched->heap[0];
+    size_t i = 0;
+
+    sched->heap[0] = sched->heap[--sched->heap_used];
+    for (;;) {
+        size_t left = 2 * i + 1, right = left + 1, least = i;
+
+        if (left < sched->heap_used &&
+            sched->heap[left]->due_ms < sched->heap[least]->due_ms)
+            least = left;
+        if (right < sched->heap_used &&
+            sched->heap[right]->due_ms < sched->heap[least]->due_ms)
+            least = right;
+        if (least == i)
+            break;
+        heap_swap(sched->heap, i, least);
+        i = least;
+    }
+    return top;
+}
+
+/* ------------------------------------------------------------------------
+ * The scheduler
+ */
+
+int
+sp_sched_new(const sp_sched_limits *defaults, const sp_sched_rule *rules,
+             size_t rule_count, sp_sched **out, sp_error *err)
+{
+    sp_sched *sched = sp_calloc(1, sizeof(*sched));
+
+    *out = NULL;
+    if (sched == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    sched->defaults = *defaults;
+    if (rule_count > 0) {
+        sched->rules = sp_calloc(rule_count, sizeof(*sched->rules));
+        if (sched->rules == NULL) {
+            sp_sched_free(sched);
+            return sp_err_set(err, SP_ENOMEM, "out of memory");
+        }
+    }
+    for (size_t i = 0; i < rule_count; i++)
+        sched->rules[i] = rules[i];
+    sched->rule_count = rule_count;
+    *out = sched;
+    return SP_OK;
+}
+
+/* Put a due job at the end of its destination's ready queue. */
+static void
+sched_ready(sp_sched *sched, sp_sched_job *job)
+{
+    sp_sched_dest *dest = job->dest;
+
+    job->next = NULL;
+    if (dest->tail != NULL)
+        dest->tail->next = job;
+    else
+        dest->head = job;
+    dest->tail = job;
+    dest->ready++;
+    sched_list(sched, dest);
+}
+
+int
+sp_sched_add(sp_sched *sched, const char *dest_name, const char *id,
+             const size_t *positions, size_t count, int64_t due_ms,
+             int64_t now_ms, sp_sched_job **out)
+{
+    sp_sched_dest *dest = sched_dest(sched, dest_name);
+    sp_sched_job *job;
+
+    if (out != NULL)
+        *out = NULL;
+    if (dest == NULL)
+        return SP_ENOMEM;
+    job = sp_calloc(1, sizeof(*job) + count * sizeof(job->positions[0]));
+    if (job == NULL)
+        return SP_ENOMEM;
+    job->dest = dest;
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    job->due_ms = due_ms;
+    job->count = count;
+    memcpy(job->positions, positions, count * sizeof(positions[0]));
+    if (due_ms > now_ms && heap_push(sched, job) != SP_OK) {
+        sp_free(job);
+        return SP_ENOMEM;
+    }
+    if (due_ms <= now_ms)
+        sched_ready(sched, job);
+    sched->jobs++;
+    if (out != NULL)
+        *out = job;
+    return SP_OK;
+}
+
+/* The time dest's rate allows its next message; 0 for now or no rate. */
+static int64_t
+sched_rate_open(const sp_sched_dest *dest, int64_t now_ms)
+{
+    int64_t oldest;
+
+    if (dest->limits.rate == 0 || dest->sent_used < dest->limits.rate)
+        return 0;
+    oldest = dest->sent[dest->sent_next]; /* the ring is full */
+    return oldest + dest->limits.rate_window_ms > now_ms
+               ? oldest + dest->limits.rate_window_ms
+               : 0;
+}
+
+int64_t
+sp_sched_advance(sp_sched *sched, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+
+    while (sched->heap_used > 0 && sched->heap[0]->due_ms <= now_ms)
+        sched_ready(sched, heap_pop(sched));
+    if (sched->heap_used > 0)
+        next = sched->heap[0]->due_ms;
+
+    /* Forget destinations with nothing ready; note rate openings. */
+    for (sp_sched_dest **link = &sched->listed; *link != NULL;) {
+        sp_sched_dest *dest = *link;
+        int64_t open = sched_rate_open(dest, now_ms);
+
+        if (dest->ready == 0) {
+            dest->listed = false;
+            *link = dest->next_listed;
+            continue;
+        }
+        if (open > 0 && open < next)
+            next = open;
+        link = &dest->next_listed;
+    }
+    return next;
+}
+
+sp_sched_dest *
+sp_sched_connect_next(sp_sched *sched, int64_t now_ms)
+{
+    for (sp_sched_dest *dest = sched->listed; dest != NULL;
+         dest = dest->next_listed) {
+        /*
+         * A new connection only for jobs the open ones cannot carry:
+         * more ready than are waiting for a job, and more than the open
+         * connections send in their share.  A backlog spreads over
+         * parallel connections; a few messages share one.
+         */
+        if (dest->ready <= dest->waiting ||
+            dest->ready <= (size_t)dest->connections *
+                               dest->limits.messages_per_connection ||
+            dest->connections >= dest->limits.max_connections ||
+            sched_rate_open(dest, now_ms) > 0)
+            continue;
+        dest->connections++;
+        dest->waiting++;
+        return dest;
+    }
+    return NULL;
+}
+
+void
+sp_sched_waiting(sp_sched_dest *dest, int delta)
+{
+    assert(delta >= 0 || dest->waiting >= (unsigned)-delta);
+    dest->waiting = (unsigned)((int)dest->waiting + delta);
+}
+
+void
+sp_sched_disconnected(sp_sched_dest *dest, bool was_waiting)
+{
+    assert(dest->connections > 0 && (!was_waiting || dest->waiting > 0));
+    dest->connections--;
+    if (was_waiting)
+        dest->waiting--;
+}
+
+sp_sched_job *
+sp_sched_take(sp_sched *sched, sp_sched_dest *dest, unsigned sent_here,
+              int64_t now_ms)
+{
+    sp_sched_job *job = dest->head;
+
+    if (job == NULL || sent_here >= dest->limits.messages_per_connection ||
+        sched_rate_open(dest, now_ms) > 0)
+        return NULL;
+    dest->head = job->next;
+    if (dest->head == NULL)
+        dest->tail = NULL;
+    dest->ready--;
+    job->next = NULL;
+    if (dest->limits.rate > 0) {
+        dest->sent[dest->sent_next] = now_ms;
+        dest->sent_next = (dest->sent_next + 1) % dest->limits.rate;
+        if (dest->sent_used < dest->limits.rate)
+            dest->sent_used++;
+    }
+    (void)sched;
+    return job;
+}
+
+sp_sched_job *
+sp_sched_take_all(sp_sched *sched, sp_sched_dest *dest)
+{
+    sp_sched_job *jobs = dest->head;
+
+    (void)sched;
+    dest->head = dest->tail = NULL;
+    dest->ready = 0;
+    return jobs;
+}
+
+void
+sp_sched_done(sp_sched *sched, sp_sched_job *job)
+{
+    assert(sched->jobs > 0);
+    sched->jobs--;
+    sp_free(job);
+}
+
+int
+sp_sched_retry(sp_sched *sched, sp_sched_job *job, int64_t due_ms,
+               int64_t now_ms)
+{
+    job->due_ms = due_ms;
+    if (due_ms > now_ms)
+        return heap_push(sched, job);
+    sched_ready(sched, job);
+    return SP_OK;
+}
+
+const char *
+sp_sched_dest_name(const sp_sched_dest *dest)
+{
+    return dest->name;
+}
+
+const sp_sched_limits *
+sp_sched_dest_limits(const sp_sched_dest *dest)
+{
+    return &dest->limits;
+}
+
+size_t
+sp_sched_dest_ready(const sp_sched_dest *dest)
+{
+    return dest->ready;
+}
+
+size_t
+sp_sched_jobs(const sp_sched *sched)
+{
+    return sched->jobs;
+}
+
+void
+sp_sched_free(sp_sched *sched)
+{
+    if (sched == NULL)
+        return;
+    for (size_t i = 0; i < sched->heap_used; i++)
+        sp_free(sched->heap[i]);
+    for (size_t i = 0; i < sched->table_size; i++) {
+        sp_sched_dest *dest = sched->table[i];
+
+        if (dest == NULL)
+            continue;
+        for (sp_sched_job *job = dest->head, *next; job != NULL; job = next) {
+            next = job->next;
+            sp_free(job);
+        }
+        sp_free(dest->sent);
+        sp_free(dest->name);
+        sp_free(dest);
+    }
+    sp_free(sched->rules);
+    sp_free(sched->table);
+    sp_free(sched->heap);
+    sp_free(sched);
+}
+
+/* ------------------------------------------------------------------------
+ * Retry times and rules from text
+ */
+
+int64_t
+sp_sched_retry_delay(const int64_t *schedule, size_t count, unsigned attempts)
+{
+    if (count == 0)
+        return 600; /* ten minutes, when no schedule is given */
+    if (attempts == 0)
+        attempts = 1;
+    return schedule[attempts - 1 < count ? attempts - 1 : count - 1];
+}
+
+/* One "key=value" of a rule into limits; false when unknown. */
+static bool
+sched_rule_setting(const char *key, const char *value, sp_sched_limits *limits)
+{
+    char *end;
+    long long number = strtoll(value, &end, 10);
+
+    if (end == value || number < 0 || number > 1000000)
+        return false;
+    if (strcmp(key, "connections") == 0 && *end == '\0' && number > 0) {
+        limits->max_connections = (unsigned)number;
+        return true;
+    }
+    if (strcmp(key, "messages") == 0 && *end == '\0' && number > 0) {
+        limits->messages_per_connection = (unsigned)number;
+        return true;
+    }
+    if (strcmp(key, "rate") == 0 && number <= SCHED_MAX_RATE &&
+        (strcmp(end, "/m") == 0 || strcmp(end, "/h") == 0)) {
+        limits->rate = (unsigned)number;
+        limits->rate_window_ms = end[1] == 'm' ? 60000 : 3600000;
+        return true;
+    }
+    return false;
+}
+
+int
+sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
+                    sp_sched_rule *rule, sp_error *err)
+{
+    char copy[512], *save = NULL, *word;
+
+    if (strlen(text) >= sizeof(copy))
+        return sp_err_set(err, SP_ESYNTAX, "destination rule too long");
+    snprintf(copy, sizeof(copy), "%s", text);
+    word = strtok_r(copy, " \t", &save);
+    if (word == NULL || strchr(word, '=') != NULL ||
+        (strchr(word, '*') != NULL && strncmp(word, "*.", 2) != 0) ||
+        strchr(word + 1, '*') != NULL)
+        return sp_err_set(err, SP_ESYNTAX,
+                          "destination rule \"%.80s\": start with a domain "
+                          "or *.suffix",
+                          text);
+    memset(rule, 0, sizeof(*rule));
+    if (strlen(word) >= sizeof(rule->pattern))
+        return sp_err_set(err, SP_ESYNTAX,
+                          "destination rule \"%.80s\": the pattern is too "
+                          "long",
+                          text);
+    snprintf(rule->pattern, sizeof(rule->pattern), "%s", word);
+    rule->limits = *defaults;
+    while ((word = strtok_r(NULL, " \t", &save)) != NULL) {
+        char *equals = strchr(word, '=');
+
+        if (equals != NULL)
+            *equals = '\0';
+        if (equals == NULL ||
+            !sched_rule_setting(word, equals + 1, &rule->limits))
+            return sp_err_set(err, SP_ESYNTAX,
+                              "destination rule \"%.80s\": \"%.40s\" is not "
+                              "connections=N, messages=N or rate=N/m|N/h",
+                              text, word);
+    }
+    return SP_OK;
+}
