@@ -68,6 +68,17 @@ static const struct config_row config_table[] = {
     ROW(smtp_data_timeout, CONFIG_DURATION, "3m"),
     ROW(tls_cert_file, CONFIG_STRING, ""),
     ROW(tls_key_file, CONFIG_STRING, ""),
+    ROW(delivery_hold, CONFIG_BOOL, "no"),
+    ROW(delivery_smarthost, CONFIG_STRING, ""),
+    ROW(delivery_routes, CONFIG_LIST, ""),
+    ROW(delivery_port, CONFIG_INTEGER, "25"),
+    ROW(delivery_max_connections, CONFIG_INTEGER, "500"),
+    ROW(delivery_connections_per_destination, CONFIG_INTEGER, "10"),
+    ROW(delivery_messages_per_connection, CONFIG_INTEGER, "100"),
+    ROW(delivery_rules, CONFIG_STRING, ""),
+    ROW(delivery_retry_schedule, CONFIG_LIST, "5m 10m 20m 40m 1h 2h 4h"),
+    ROW(delivery_connect_timeout, CONFIG_DURATION, "30s"),
+    ROW(delivery_idle_time, CONFIG_DURATION, "5s"),
     ROW(dns_update_server, CONFIG_STRING, ""),
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),
@@ -138,9 +149,8 @@ parse_scaled(const char *text, const char *units, const int64_t *factors,
     return true;
 }
 
-/* Parse a duration: digits with an optional unit s, m, h, d or w. */
-static bool
-parse_duration(const char *text, int64_t *out)
+bool
+sp_config_parse_duration(const char *text, int64_t *out)
 {
     static const int64_t seconds[] = {1, 60, 3600, 86400, 604800};
 
@@ -174,7 +184,7 @@ row_apply(sp_config *config, const struct config_row *row, const char *value,
         list_parse(field, value);
         return SP_OK;
     case CONFIG_DURATION:
-        if (!parse_duration(value, field))
+        if (!sp_config_parse_duration(value, field))
             return sp_err_set(err, SP_ESYNTAX,
                               "%s = %.40s: expected a duration such as 90d, "
                               "12h or 3600",
@@ -363,6 +373,49 @@ sp_config_check(const sp_config *config, sp_error *err)
         return sp_err_set(err, SP_EINVAL,
                           "smtp timeouts must be from 1s to 1h (RFC 5321 "
                           "4.5.3.2 asks for 5m, 2m and 3m)");
+    for (size_t i = 0; i < config->delivery_retry_schedule.count; i++) {
+        int64_t seconds;
+
+        if (!sp_config_parse_duration(config->delivery_retry_schedule.items[i],
+                                      &seconds) ||
+            seconds < 1)
+            return sp_err_set(err, SP_EINVAL,
+                              "delivery_retry_schedule: \"%.40s\" is not a "
+                              "duration such as 5m or 1h",
+                              config->delivery_retry_schedule.items[i]);
+    }
+    if (config->delivery_retry_schedule.count > 32)
+        return sp_err_set(err, SP_EINVAL,
+                          "delivery_retry_schedule: at most 32 steps (the "
+                          "last one repeats)");
+    if (config->delivery_port < 1 || config->delivery_port > 65535)
+        return sp_err_set(err, SP_EINVAL,
+                          "delivery_port = %lld: a TCP port from 1 to 65535",
+                          (long long)config->delivery_port);
+    if (config->delivery_max_connections < 1 ||
+        config->delivery_connections_per_destination < 1 ||
+        config->delivery_messages_per_connection < 1)
+        return sp_err_set(err, SP_EINVAL,
+                          "delivery_max_connections, "
+                          "delivery_connections_per_destination and "
+                          "delivery_messages_per_connection must be at "
+                          "least 1");
+    if (config->delivery_connect_timeout < 1 ||
+        config->delivery_connect_timeout > 600 ||
+        config->delivery_idle_time > 300)
+        return sp_err_set(err, SP_EINVAL,
+                          "delivery_connect_timeout must be from 1s to 10m "
+                          "and delivery_idle_time at most 5m");
+    for (size_t i = 0; i < config->delivery_routes.count; i++) {
+        const char *equals = strchr(config->delivery_routes.items[i], '=');
+
+        if (equals == NULL || equals == config->delivery_routes.items[i] ||
+            equals[1] == '\0')
+            return sp_err_set(err, SP_EINVAL,
+                              "delivery_routes: \"%.80s\" is not "
+                              "domain=host:port",
+                              config->delivery_routes.items[i]);
+    }
     if ((config->tls_cert_file[0] == '\0') != (config->tls_key_file[0] == '\0'))
         return sp_err_set(err, SP_EINVAL,
                           "tls_cert_file and tls_key_file go together");

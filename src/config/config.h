@@ -67,10 +67,30 @@ typedef struct sp_config {
     int64_t queue_min_free;          /* free octets on the spool's filesystem
                                         under which MAIL gets 452 */
 
+    bool delivery_hold;               /* deliver nothing, keep all queued */
+    char *delivery_smarthost;         /* "host:port" taking every message,
+                                         or "" for MX delivery */
+    sp_config_list delivery_routes;   /* "domain=host:port" static routes */
+    int64_t delivery_port;            /* port of MX hosts (25) */
+    int64_t delivery_max_connections; /* outbound, in total */
+    int64_t delivery_connections_per_destination;
+    int64_t delivery_messages_per_connection;
+    char *delivery_rules; /* "PATTERN key=value ...; ..." limits of
+                             destinations (queue/schedule.c) */
+    sp_config_list delivery_retry_schedule; /* durations between tries */
+    int64_t delivery_connect_timeout;       /* seconds */
+    int64_t delivery_idle_time; /* seconds a connection waits for more */
+
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */
     char *dns_update_zone;   /* zone to update; "" means the domain */
 } sp_config;
+
+/*
+ * Parse a duration: digits with an optional unit s, m, h, d or w, into
+ * seconds.  False for anything else.
+ */
+bool sp_config_parse_duration(const char *text, int64_t *out);
 
 /* Fill config with the embedded defaults. */
 void sp_config_defaults(sp_config *config);

@@ -6,7 +6,8 @@
  * Owns smtp__accept.  The message goes to the signer's threads, which
  * add its DKIM signatures and submit it to the spool, whose writer thread
  * answers once it is durable; the answer crosses to the loop through the
- * mailbox, and only then does the client hear 250.  A storage failure
+ * mailbox, and only then does the client hear 250 and delivery hear of
+ * the message.  A storage failure
  * answers 451 or 452, a message that cannot be signed (no From, or two)
  * 550, and the session goes on.
  */
@@ -111,6 +112,26 @@ accept_log(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
                 envelope->recipient_count, envelope->tls ? "yes" : "no");
 }
 
+/* Hand a stored message to delivery (every recipient pending). */
+static void
+accept_deliver(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
+               const char *id)
+{
+    sp_queue_info info = {
+        .sender = envelope->sender,
+        .recipients = (const char *const *)envelope->recipients,
+        .recipient_count = envelope->recipient_count,
+        .client_ip = conn->ip,
+        .identity = envelope->identity,
+        .size = conn->size,
+    };
+
+    if (conn->smtp->deps.deliver == NULL)
+        return;
+    snprintf(info.id, sizeof(info.id), "%s", id);
+    daemon_deliver_queued(conn->smtp->deps.deliver, &info);
+}
+
 /* On the loop: give the session its verdict, or free a gone connection. */
 static void
 accept_finish(void *arg)
@@ -132,6 +153,7 @@ accept_finish(void *arg)
         sp_smtp_reply_set(&reply, 250, "2.0.0", "Ok: queued as %s", result->id);
         conn->messages++;
         accept_log(conn, conn->envelope, result->id, conn->size);
+        accept_deliver(conn, conn->envelope, result->id);
     } else if (result->rc == SP_ELIMIT) {
         sp_smtp_reply_set(&reply, 452, "4.3.1",
                           "insufficient system storage; try again later");

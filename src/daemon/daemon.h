@@ -9,6 +9,7 @@
  *   smtp_server.c daemon_smtp_*: listeners, connection limits
  *   smtp_conn.c   one SMTP connection on the loop
  *   accept.c      the accept path: trace fields, the spool, the log
+ *   deliver.c     daemon_deliver_*: delivery to the recipients' servers
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -148,6 +149,38 @@ int daemon_signer_flush(struct daemon_signer *signer, sp_store *store,
  */
 void daemon_signer_stop(struct daemon_signer *signer, sp_store *store);
 
+/* ------------------------------------------------------------------------
+ * Delivery: the spool's messages out to the recipients' servers.
+ */
+
+struct daemon_deliver_deps {
+    const sp_config *config;
+    struct event_base *base;
+    sp_queue *queue;
+    sp_dns_resolver *resolver; /* driven by the loop */
+    const char *hostname;      /* our name in EHLO */
+};
+
+struct daemon_deliver;
+
+/*
+ * Start delivering: every pending recipient in the spool is scheduled.
+ * SP_ESYNTAX for delivery_rules that do not parse (err names the rule),
+ * SP_EIO when the spool cannot be listed, SP_ENOMEM.
+ */
+int daemon_deliver_start(const struct daemon_deliver_deps *deps,
+                         struct daemon_deliver **out, sp_error *err);
+
+/* A message just stored: schedule its recipients.  On the loop. */
+void daemon_deliver_queued(struct daemon_deliver *deliver,
+                           const sp_queue_info *info);
+
+/*
+ * Close every connection at once; messages being sent stay pending in
+ * the spool and go again at the next start (at most a duplicate).
+ */
+void daemon_deliver_stop(struct daemon_deliver *deliver);
+
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {
     const sp_config *config;
@@ -157,6 +190,7 @@ struct daemon_smtp_deps {
     struct daemon_mailbox *mailbox;
     struct daemon_signer *signer; /* DKIM at acceptance */
     const char *hostname;
+    struct daemon_deliver *deliver; /* told of each stored message */
 };
 
 struct daemon_smtp;

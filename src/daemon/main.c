@@ -8,9 +8,9 @@
  * keys.  Then one libevent loop runs: the stop signals, the SMTP
  * listeners and connections, the resolver's descriptor, the mailbox that
  * brings the spool's answers from its writer thread, and the DKIM
- * lifecycle timer.  Delivery and the HTTP API attach to this loop as they
- * are built; options that configure parts not yet built are refused
- * rather than ignored.
+ * lifecycle timer, and delivery.  The HTTP API will attach to this loop;
+ * options that configure parts not yet built are refused rather than
+ * ignored.
  */
 #include "daemon.h"
 
@@ -34,6 +34,7 @@ struct daemon_options {
     const char *data_dir;    /* --data-dir or SEALPOST_DATA_DIR */
     const char *resolver;    /* --resolver */
     const char *smtp_listen; /* --smtp-listen */
+    const char *smarthost;   /* --smarthost */
 };
 
 /* Everything the running daemon holds. */
@@ -48,12 +49,13 @@ struct daemon {
     sp_events *events;
     sp_dns_resolver *resolver;
     struct daemon_dkim dkim;
-    sp_queue *queue;               /* the spool */
-    struct daemon_signer *signer;  /* DKIM signing threads */
-    struct event *tally_timer;     /* writes the signer's tally */
-    struct daemon_mailbox mailbox; /* answers from the spool's thread */
-    struct daemon_smtp *smtp;      /* the submission server */
-    char hostname[256];            /* smtp_hostname, or the host's */
+    sp_queue *queue;                /* the spool */
+    struct daemon_signer *signer;   /* DKIM signing threads */
+    struct event *tally_timer;      /* writes the signer's tally */
+    struct daemon_mailbox mailbox;  /* answers from the spool's thread */
+    struct daemon_smtp *smtp;       /* the submission server */
+    struct daemon_deliver *deliver; /* delivery to recipients' servers */
+    char hostname[256];             /* smtp_hostname, or the host's */
 };
 
 static void
@@ -62,6 +64,7 @@ usage(FILE *out)
     fprintf(out, "usage: sealpostd [--config FILE] [--data-dir DIR]\n"
                  "                 [--resolver ADDR@PORT] "
                  "[--smtp-listen ADDR:PORT[,...]]\n"
+                 "                 [--smarthost HOST:PORT]\n"
                  "\n"
                  "Runs on embedded defaults without a configuration file;\n"
                  "options override the file, which overrides the defaults.\n"
@@ -98,8 +101,10 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
         case 'S':
             opt->smtp_listen = optarg;
             break;
-        case 'H':
         case 'M':
+            opt->smarthost = optarg;
+            break;
+        case 'H':
             sp_log_fatal(2,
                          "option --%s: that part of sealpostd is not "
                          "built yet",
@@ -142,6 +147,9 @@ load_config(struct daemon *daemon, const struct daemon_options *opt)
         sp_config_set(&daemon->config, "resolver", opt->resolver, NULL);
     if (opt->smtp_listen != NULL)
         sp_config_set(&daemon->config, "smtp_listen", opt->smtp_listen, NULL);
+    if (opt->smarthost != NULL)
+        sp_config_set(&daemon->config, "delivery_smarthost", opt->smarthost,
+                      NULL);
     if (sp_config_check(&daemon->config, &err) != SP_OK)
         sp_log_fatal(2, "config=%s error=\"%s\"", source, err.text);
 }
@@ -295,6 +303,17 @@ start_smtp(struct daemon *daemon)
                     config->dkim_domains.items[i],
                     daemon_signer_key_count(daemon->signer,
                                             config->dkim_domains.items[i]));
+    if (daemon_deliver_start(
+            &(struct daemon_deliver_deps){
+                .config = config,
+                .base = daemon->base,
+                .queue = daemon->queue,
+                .resolver = daemon->resolver,
+                .hostname = daemon->hostname,
+            },
+            &daemon->deliver, &err) != SP_OK)
+        sp_log_fatal(err.code == SP_ESYNTAX ? 2 : 3, "startup error=\"%s\"",
+                     err.text);
     deps = (struct daemon_smtp_deps){
         .config = config,
         .base = daemon->base,
@@ -303,6 +322,7 @@ start_smtp(struct daemon *daemon)
         .mailbox = &daemon->mailbox,
         .signer = daemon->signer,
         .hostname = daemon->hostname,
+        .deliver = daemon->deliver,
     };
     if (daemon_smtp_start(&deps, &daemon->smtp, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
@@ -343,6 +363,7 @@ shutdown_daemon(struct daemon *daemon)
      * and its answers, through the mailbox, free the sessions that waited.
      */
     daemon_smtp_stop(daemon->smtp);
+    daemon_deliver_stop(daemon->deliver);
     event_free(daemon->tally_timer);
     daemon_signer_stop(daemon->signer, sp_keys_store(daemon->keys));
     sp_queue_close(daemon->queue);

@@ -124,12 +124,50 @@ int sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
                               sp_dns_callback callback, void *arg,
                               sp_error *err);
 
-/*
- * The mail exchangers of domain, waiting for the answer (the command
- * line; the delivery engine will want an asynchronous form).
- */
+/* The mail exchangers of domain, waiting for the answer. */
 void sp_dns_resolver_mx(sp_dns_resolver *resolver, const char *domain,
                         sp_dns_mx_answer *answer);
+
+/*
+ * The same, asynchronously: callback runs from sp_dns_resolver_process
+ * with the answer, valid only during the call.
+ */
+typedef void (*sp_dns_mx_callback)(void *arg, const sp_dns_mx_answer *answer);
+
+int sp_dns_resolver_mx_async(sp_dns_resolver *resolver, const char *domain,
+                             sp_dns_mx_callback callback, void *arg,
+                             sp_error *err);
+
+/* The addresses of a host, of one family (A or AAAA records). */
+#define SP_DNS_MAX_ADDRS 16
+
+typedef struct sp_dns_addr {
+    int family;              /* 4 or 6 */
+    unsigned char bytes[16]; /* 4 used for IPv4, network order */
+} sp_dns_addr;
+
+typedef struct sp_dns_addr_answer {
+    sp_dns_status status;
+    size_t count; /* addresses in use, in the order received */
+    sp_dns_addr addrs[SP_DNS_MAX_ADDRS];
+} sp_dns_addr_answer;
+
+typedef void (*sp_dns_addr_callback)(void *arg,
+                                     const sp_dns_addr_answer *answer);
+
+/*
+ * Ask for the addresses of host of family 4 (A) or 6 (AAAA); callback
+ * as above.  SP_EINVAL for another family.
+ */
+int sp_dns_resolver_addr_async(sp_dns_resolver *resolver, const char *host,
+                               int family, sp_dns_addr_callback callback,
+                               void *arg, sp_error *err);
+
+/*
+ * Forget every query started with arg: their callbacks never run.  For an
+ * owner that goes away before its answers come.
+ */
+void sp_dns_resolver_cancel(sp_dns_resolver *resolver, const void *arg);
 
 /* The descriptor to watch for reading; -1 on failure. */
 int sp_dns_resolver_fd(sp_dns_resolver *resolver);

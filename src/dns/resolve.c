@@ -1,23 +1,27 @@
 /*
  * resolve.c: live DNS through libunbound.
  *
- * Owns sp_dns_resolver_*: TXT records (DKIM keys, DMARC) and mail
- * exchangers (MX, read by mx.c).  One resolver holds one libunbound
- * context, which caches answers between queries.  The command line waits for
- * each answer (sp_dns_resolver_txt); the daemon's event loop starts queries and
- * takes their answers as they come (sp_dns_resolver_txt_async): libunbound then
- * resolves in a thread of its own and signals through a descriptor.
+ * Owns sp_dns_resolver_*: TXT records (DKIM keys, DMARC), mail
+ * exchangers (MX, read by mx.c) and the addresses of hosts (A, AAAA).  One
+ * resolver holds one libunbound context, which caches answers between queries.
+ * The command line waits for each answer (sp_dns_resolver_txt); the daemon's
+ * event loop starts queries and takes their answers as they come
+ * (sp_dns_resolver_txt_async): libunbound then resolves in a thread of its own
+ * and signals through a descriptor.
  *
  * Limits: no DNSSEC trust anchor is configured yet, so answers are not
  * validated; DANE, which needs validation, will add one.
  */
 #include "dns.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unbound.h>
 
+#define RESOLVE_TYPE_A       1
 #define RESOLVE_TYPE_MX      15
 #define RESOLVE_TYPE_TXT     16
+#define RESOLVE_TYPE_AAAA    28
 #define RESOLVE_CLASS_IN     1
 #define RESOLVE_NEGATIVE_TTL "5" /* seconds a "no such name" is kept */
 
@@ -181,8 +185,15 @@ sp_dns_resolver_mx(sp_dns_resolver *resolver, const char *domain,
 
 /* One asynchronous query waiting for its answer. */
 struct resolve_query {
-    sp_dns_callback callback;
+    int type; /* RESOLVE_TYPE_*: which callback and answer */
+    union {
+        sp_dns_callback txt;
+        sp_dns_mx_callback mx;
+        sp_dns_addr_callback addr;
+    } callback;
     void *arg;
+    int async_id;              /* libunbound's, for ub_cancel */
+    char name[254];            /* what was asked, for the MX answer */
     sp_dns_resolver *resolver; /* whose list holds it */
     struct resolve_query *prev, *next;
 };
@@ -198,6 +209,37 @@ query_unlink(struct resolve_query *query)
         query->next->prev = query->prev;
 }
 
+/* The addresses in a libunbound result of type A or AAAA. */
+static void
+resolve_addr_answer(int type, struct ub_result *result,
+                    sp_dns_addr_answer *answer)
+{
+    size_t want = type == RESOLVE_TYPE_A ? 4 : 16;
+
+    memset(answer, 0, sizeof(*answer));
+    answer->status = SP_DNS_SERVFAIL;
+    if (result == NULL)
+        return;
+    if (result->nxdomain) {
+        answer->status = SP_DNS_NXDOMAIN;
+        return;
+    }
+    if (result->rcode != 0 || result->bogus)
+        return;
+    answer->status = SP_DNS_OK;
+    for (size_t i = 0; result->havedata && result->data[i] != NULL &&
+                       answer->count < SP_DNS_MAX_ADDRS;
+         i++) {
+        sp_dns_addr *addr = &answer->addrs[answer->count];
+
+        if ((size_t)result->len[i] != want)
+            continue; /* malformed rdata: skipped */
+        addr->family = want == 4 ? 4 : 6;
+        memcpy(addr->bytes, result->data[i], want);
+        answer->count++;
+    }
+}
+
 /* libunbound's callback: convert, hand over, forget. */
 static void
 resolve_done(void *data, int status, struct ub_result *result)
@@ -205,31 +247,54 @@ resolve_done(void *data, int status, struct ub_result *result)
     struct resolve_query *query = data;
     sp_buf texts[SP_DNS_MAX_RECORDS];
     sp_dns_answer answer;
+    sp_dns_mx_answer mx;
+    sp_dns_addr_answer addrs;
 
-    memset(texts, 0, sizeof(texts));
     query_unlink(query);
-    resolve_answer(status == 0 ? result : NULL, texts, &answer);
-    query->callback(query->arg, &answer);
-    for (size_t i = 0; i < SP_DNS_MAX_RECORDS; i++)
-        sp_buf_free(&texts[i]);
+    if (status != 0) {
+        ub_resolve_free(result);
+        result = NULL;
+    }
+    switch (query->type) {
+    case RESOLVE_TYPE_MX:
+        resolve_mx_answer(query->name, result, &mx);
+        query->callback.mx(query->arg, &mx);
+        break;
+    case RESOLVE_TYPE_A:
+    case RESOLVE_TYPE_AAAA:
+        resolve_addr_answer(query->type, result, &addrs);
+        query->callback.addr(query->arg, &addrs);
+        break;
+    default:
+        memset(texts, 0, sizeof(texts));
+        resolve_answer(result, texts, &answer);
+        query->callback.txt(query->arg, &answer);
+        for (size_t i = 0; i < SP_DNS_MAX_RECORDS; i++)
+            sp_buf_free(&texts[i]);
+    }
     ub_resolve_free(result);
     sp_free(query);
 }
 
-/* Start one query of type for name; query is the resolver's until done. */
+/*
+ * Start a query of type for name, answered to callback (which the caller
+ * set in a zeroed query); the query is the resolver's until done.
+ */
 static int
 resolve_start(sp_dns_resolver *resolver, struct resolve_query *query,
               const char *name, int type, sp_error *err)
 {
     int rc;
 
+    query->type = type;
+    snprintf(query->name, sizeof(query->name), "%s", name);
     query->resolver = resolver;
     query->next = resolver->waiting;
     if (query->next != NULL)
         query->next->prev = query;
     resolver->waiting = query;
     rc = ub_resolve_async(resolver->ctx, name, type, RESOLVE_CLASS_IN, query,
-                          resolve_done, NULL);
+                          resolve_done, &query->async_id);
     if (rc != 0) {
         query_unlink(query);
         sp_free(query);
@@ -239,17 +304,73 @@ resolve_start(sp_dns_resolver *resolver, struct resolve_query *query,
     return SP_OK;
 }
 
-int
-sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
-                          sp_dns_callback callback, void *arg, sp_error *err)
+/* A zeroed query for arg; NULL (err set) when memory ran out. */
+static struct resolve_query *
+resolve_query_new(void *arg, sp_error *err)
 {
     struct resolve_query *query = sp_calloc(1, sizeof(*query));
 
     if (query == NULL)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
-    query->callback = callback;
-    query->arg = arg;
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+    else
+        query->arg = arg;
+    return query;
+}
+
+int
+sp_dns_resolver_txt_async(sp_dns_resolver *resolver, const char *name,
+                          sp_dns_callback callback, void *arg, sp_error *err)
+{
+    struct resolve_query *query = resolve_query_new(arg, err);
+
+    if (query == NULL)
+        return SP_ENOMEM;
+    query->callback.txt = callback;
     return resolve_start(resolver, query, name, RESOLVE_TYPE_TXT, err);
+}
+
+int
+sp_dns_resolver_mx_async(sp_dns_resolver *resolver, const char *domain,
+                         sp_dns_mx_callback callback, void *arg, sp_error *err)
+{
+    struct resolve_query *query = resolve_query_new(arg, err);
+
+    if (query == NULL)
+        return SP_ENOMEM;
+    query->callback.mx = callback;
+    return resolve_start(resolver, query, domain, RESOLVE_TYPE_MX, err);
+}
+
+int
+sp_dns_resolver_addr_async(sp_dns_resolver *resolver, const char *host,
+                           int family, sp_dns_addr_callback callback, void *arg,
+                           sp_error *err)
+{
+    struct resolve_query *query;
+
+    if (family != 4 && family != 6)
+        return sp_err_set(err, SP_EINVAL, "address family %d", family);
+    query = resolve_query_new(arg, err);
+    if (query == NULL)
+        return SP_ENOMEM;
+    query->callback.addr = callback;
+    return resolve_start(resolver, query, host,
+                         family == 4 ? RESOLVE_TYPE_A : RESOLVE_TYPE_AAAA, err);
+}
+
+void
+sp_dns_resolver_cancel(sp_dns_resolver *resolver, const void *arg)
+{
+    struct resolve_query *query = resolver->waiting, *next;
+
+    for (; query != NULL; query = next) {
+        next = query->next;
+        if (query->arg != arg)
+            continue;
+        ub_cancel(resolver->ctx, query->async_id);
+        query_unlink(query);
+        sp_free(query);
+    }
 }
 
 int

@@ -56,11 +56,13 @@ def txt_strings(value, size=STRING_MAX):
     return [value[i:i + size] for i in range(0, len(value), size)] or [""]
 
 
-def dnsmasq_config(records, local_zones=(), mx=()):
+def dnsmasq_config(records, local_zones=(), mx=(), hosts=()):
     """dnsmasq configuration text serving records (TXT), mx ((domain,
-    host, preference) each) and owning local_zones."""
+    host, preference) each), hosts ((name, address) each: an A or AAAA
+    record) and owning local_zones."""
     lines = [f"mx-host={domain},{host},{preference}"
              for domain, host, preference in mx]
+    lines += [f"host-record={name},{address}" for name, address in hosts]
     for zone in local_zones:
         lines.append(f"local=/{zone.strip('.')}/")
     for name, value in records.items():
@@ -182,10 +184,11 @@ class Dnsmasq(ServerProcess):
     """
 
     def __init__(self, records, local_zones=(), address="127.0.0.1",
-                 port=None, workdir=None, mx=()):
+                 port=None, workdir=None, mx=(), hosts=()):
         self.records = records
         self.local_zones = local_zones
         self.mx = mx
+        self.hosts = hosts
         self.address = address
         self._any_port = port is None
         self.port = port if port is not None else free_port()
@@ -211,7 +214,7 @@ class Dnsmasq(ServerProcess):
 
     def start(self, wait=10.0):
         self.conf.write_text(dnsmasq_config(self.records, self.local_zones,
-                                            self.mx))
+                                            self.mx, self.hosts))
         for attempt in range(5):
             log = open(self.log_path, "wb")
             try:

@@ -3,7 +3,9 @@
   Sealpostd(tmp_path, config="", port=None, open_files=None)
       A context manager: writes a configuration (data_dir under tmp_path,
       smtp_listen on 127.0.0.1 and a free port, plus the lines in config),
-      starts sealpostd and waits until its SMTP listener is up.  With
+      starts sealpostd and waits until its SMTP listener is up.  Unless
+      config says where mail goes (a smart host, routes, a resolver),
+      delivery is held, so messages stay in the spool.  With
       open_files, sealpostd runs under that limit on open files (soft and
       hard).
 
@@ -42,10 +44,20 @@ class Sealpostd:
         self.config_path.write_text(
             f"data_dir = {self.data_dir}\n"
             f"smtp_listen = {self.address}\n"
-            "dkim_check_interval = 1h\n" + config)
+            "dkim_check_interval = 1h\n" + self.hold(config) + config)
         self.log_path = tmp_path / "sealpostd.log"
         self.process = None
         self.open_files = open_files
+
+    @staticmethod
+    def hold(config):
+        """Messages stay in the spool unless the test configures where
+        they go: nothing leaves for the Internet's MX hosts."""
+        if any(key in config for key in ("delivery_smarthost",
+                                         "delivery_routes", "resolver",
+                                         "delivery_hold")):
+            return ""
+        return "delivery_hold = yes\n"
 
     def _limit_files(self):
         """In the child, before exec: the open-file limit asked for."""
