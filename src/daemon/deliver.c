@@ -21,10 +21,16 @@
  * spool deletes a message once no recipient is pending.  One log line per
  * recipient and attempt.
  *
- * Limits: the bounce message to the sender, per-destination TLS policy
- * (required, verified), grouping destinations by MX host and source
- * addresses are not built yet; a failed TLS handshake counts as a failed
- * connection, with no second try in plaintext.  Message bytes are read
+ * TLS per destination (delivery_tls, rules' tls=): "may" takes any
+ * certificate and, when the handshake fails, connects again in
+ * plaintext; "encrypt" needs STARTTLS; "verify" also needs a certificate
+ * from a trusted authority naming the host (the MX name, or the route's
+ * host or address).  Failures of "encrypt" and "verify" defer.  Source
+ * addresses (delivery_source, rules' source=) are taken in turn per
+ * connection, per address family.
+ *
+ * Limits: the bounce message to the sender and grouping destinations by
+ * MX host are not built yet.  Message bytes are read
  * from the spool on the loop thread (SQLite's page cache makes this a
  * copy, but a cold read of a large message stalls the loop briefly).
  */
@@ -38,12 +44,15 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DELIVER_MAX_ADDRESSES 8 /* addresses tried per connection */
 #define DELIVER_READ_CHUNK    16384
@@ -54,7 +63,9 @@ struct out_conn;
 struct daemon_deliver {
     struct daemon_deliver_deps deps;
     sp_sched *sched;
-    SSL_CTX *tls; /* client context: opportunistic, unverified */
+    SSL_CTX *tls;         /* for tls=may and encrypt: no verification */
+    SSL_CTX *tls_verify;  /* for tls=verify: trusted authorities */
+    unsigned source_turn; /* the next source address, round robin */
     int64_t retry_schedule[32];
     size_t retry_count;
     unsigned connections;   /* open or opening, all destinations */
@@ -96,10 +107,13 @@ struct out_conn {
     struct bufferevent *bev;
     sp_smtp_client *client;
     sp_buf out;
-    bool tls;
-    unsigned sent;      /* messages on this connection */
-    bool ever_idle;     /* the session reached IDLE once */
-    struct event *idle; /* closes the connection when idle too long */
+    bool tls;             /* the session runs over TLS */
+    bool verified;        /* and the certificate was verified */
+    bool tls_handshaking; /* STARTTLS said, handshake not finished */
+    bool plaintext;       /* this address failed TLS: no STARTTLS */
+    unsigned sent;        /* messages on this connection */
+    bool ever_idle;       /* the session reached IDLE once */
+    struct event *idle;   /* closes the connection when idle too long */
 
     /* The job in flight and what it needs while the server answers. */
     sp_sched_job *job;
@@ -114,6 +128,7 @@ struct out_conn {
 static void deliver_schedule_run(struct daemon_deliver *deliver);
 static bool conn_load_job(struct out_conn *conn, sp_buf *data);
 static void conn_try_next(struct out_conn *conn, const char *why);
+static bool conn_connect(struct out_conn *conn);
 static void conn_next_step(struct out_conn *conn, sp_smtp_client_next next);
 
 static int64_t
@@ -180,7 +195,8 @@ deliver_log(const struct out_conn *conn, const sp_sched_job *job,
                 "status=%s code=%d enhanced=%s class=%s attempt=%u "
                 "reply=\"%s\"",
                 job->id, rcpt, sp_sched_dest_name(job->dest),
-                conn->peer[0] ? conn->peer : "none", conn->tls ? "yes" : "no",
+                conn->peer[0] ? conn->peer : "none",
+                conn->tls ? (conn->verified ? "verified" : "yes") : "no",
                 status, result->code,
                 result->enhanced[0] ? result->enhanced : "-",
                 sp_smtp_class_name(result->class), job->attempts + 1, reply);
@@ -345,14 +361,28 @@ conn_fail(struct out_conn *conn, const char *why)
     char text[600];
 
     if (failure != NULL && failure->code != 0)
-        snprintf(text, sizeof(text), "%.300s: %d %.250s", why, failure->code,
-                 failure->text);
+        snprintf(text, sizeof(text), "%.300s: %d %s%s%.250s", why,
+                 failure->code, failure->enhanced,
+                 failure->enhanced[0] ? " " : "", failure->text);
     else
         snprintf(text, sizeof(text), "%s", why);
     if (conn->job != NULL) {
         conn_defer_job(conn, text);
         conn_free(conn);
         return;
+    }
+
+    /* Opportunistic TLS that fails goes on in plaintext, as senders do. */
+    if ((conn->tls_handshaking || (conn->tls && !conn->ever_idle)) &&
+        !conn->plaintext &&
+        sp_sched_dest_limits(conn->dest)->tls == SP_SCHED_TLS_MAY &&
+        !conn->deliver->stopping) {
+        sp_log_info("connect dest=%s relay=%s result=tls_failed error=\"%s\" "
+                    "next=plaintext",
+                    sp_sched_dest_name(conn->dest), conn->peer, text);
+        conn->plaintext = true;
+        if (conn_connect(conn))
+            return;
     }
     if (!conn->ever_idle && !conn->deliver->stopping) {
         conn_try_next(conn, text);
@@ -415,16 +445,31 @@ static void
 conn_start_tls(struct out_conn *conn)
 {
     struct conn_host *host = &conn->hosts[conn->host_index];
-    SSL *ssl = SSL_new(conn->deliver->tls);
+    bool verify = sp_sched_dest_limits(conn->dest)->tls == SP_SCHED_TLS_VERIFY;
+    SSL *ssl = SSL_new(verify ? conn->deliver->tls_verify : conn->deliver->tls);
+    unsigned char literal[16];
+    bool is_address = inet_pton(AF_INET, host->name, literal) == 1 ||
+                      inet_pton(AF_INET6, host->name, literal) == 1;
     struct bufferevent *tls;
 
+    conn->tls_handshaking = true;
     if (ssl == NULL) {
         ERR_clear_error();
         conn_fail(conn, "TLS: out of memory");
         return;
     }
-    if (host->name[0] != '\0' && inet_addr(host->name) == INADDR_NONE)
+    if (!is_address)
         SSL_set_tlsext_host_name(ssl, host->name);
+
+    /* verify: the certificate must name the host we meant to reach. */
+    if (verify && (is_address ? X509_VERIFY_PARAM_set1_ip_asc(
+                                    SSL_get0_param(ssl), host->name) != 1
+                              : SSL_set1_host(ssl, host->name) != 1)) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        conn_fail(conn, "TLS: cannot set the name to verify");
+        return;
+    }
     tls = bufferevent_openssl_filter_new(
         conn->deliver->deps.base, conn->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -668,6 +713,40 @@ conn_next_step(struct out_conn *conn, sp_smtp_client_next next)
     }
 }
 
+/*
+ * Say why the connection failed: a timeout, the server closing, TLS
+ * (OpenSSL's reason, and the certificate's when verification failed), or
+ * the socket's error.  TLS errors are queued on the bufferevent, not in
+ * the thread's OpenSSL error queue.
+ */
+static void
+conn_describe_failure(struct out_conn *conn, short what, char *why, size_t size)
+{
+    SSL *ssl = conn->tls || conn->tls_handshaking
+                   ? bufferevent_openssl_get_ssl(conn->bev)
+                   : NULL;
+    unsigned long tls_code = ssl ? bufferevent_get_openssl_error(conn->bev) : 0;
+    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    char tls_error[120] = "the handshake failed";
+    int socket_error = EVUTIL_SOCKET_ERROR();
+
+    ERR_clear_error();
+    if (tls_code != 0)
+        ERR_error_string_n(tls_code, tls_error, sizeof(tls_error));
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(why, size, "%s: timed out", conn->peer);
+    else if (verify != X509_V_OK)
+        snprintf(why, size, "%.80s: TLS: %.60s: %.50s", conn->peer, tls_error,
+                 X509_verify_cert_error_string(verify));
+    else if (tls_code != 0 || conn->tls_handshaking)
+        snprintf(why, size, "%.80s: TLS: %.110s", conn->peer, tls_error);
+    else if ((what & BEV_EVENT_EOF) || socket_error == 0)
+        snprintf(why, size, "%s: connection closed by the server", conn->peer);
+    else
+        snprintf(why, size, "%s: %s", conn->peer,
+                 evutil_socket_error_to_string(socket_error));
+}
+
 static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -682,6 +761,9 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         conn->tls = true; /* the TLS handshake is done */
+        conn->tls_handshaking = false;
+        conn->verified =
+            sp_sched_dest_limits(conn->dest)->tls == SP_SCHED_TLS_VERIFY;
         sp_smtp_client_tls_started(conn->client, &conn->out);
         conn_next_step(conn, SP_SMTP_CLIENT_READ);
         return;
@@ -690,21 +772,62 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
         conn_free(conn);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT)
-        snprintf(why, sizeof(why), "%s: timed out", conn->peer);
-    else if (what & BEV_EVENT_EOF)
-        snprintf(why, sizeof(why), "%s: connection closed by the server",
-                 conn->peer);
-    else if (ERR_peek_last_error() != 0) {
-        char tls_error[120];
-
-        ERR_error_string_n(ERR_get_error(), tls_error, sizeof(tls_error));
-        ERR_clear_error();
-        snprintf(why, sizeof(why), "%.80s: TLS: %.110s", conn->peer, tls_error);
-    } else
-        snprintf(why, sizeof(why), "%s: %s", conn->peer,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    conn_describe_failure(conn, what, why, sizeof(why));
     conn_fail(conn, why);
+}
+
+/*
+ * A non-blocking socket of family (4 or 6) for the next connection,
+ * bound to the next address of sources ("a,b,c", taken in turn over all
+ * connections) of that family; unbound when sources has none of it.  -1
+ * when it cannot be made or bound (logged).
+ */
+static int
+conn_socket(struct out_conn *conn, int family, const char *sources)
+{
+    char copy[256], *save = NULL, *text;
+    char *found[16];
+    size_t count = 0;
+    struct sockaddr_storage local = {0};
+    socklen_t local_len = 0;
+    int fd;
+
+    snprintf(copy, sizeof(copy), "%s", sources);
+    for (text = strtok_r(copy, ",", &save); text != NULL && count < 16;
+         text = strtok_r(NULL, ",", &save))
+        if ((strchr(text, ':') != NULL) == (family == 6))
+            found[count++] = text;
+    if (count > 0) {
+        text = found[conn->deliver->source_turn++ % count];
+        if (family == 4) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&local;
+
+            in->sin_family = AF_INET;
+            inet_pton(AF_INET, text, &in->sin_addr);
+            local_len = sizeof(*in);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&local;
+
+            in6->sin6_family = AF_INET6;
+            inet_pton(AF_INET6, text, &in6->sin6_addr);
+            local_len = sizeof(*in6);
+        }
+    }
+
+    fd = socket(family == 4 ? AF_INET : AF_INET6,
+                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && local_len > 0 &&
+        bind(fd, (struct sockaddr *)&local, local_len) != 0) {
+        sp_log_error("connect dest=%s source=%s result=failed error=\"cannot "
+                     "bind: %s\"",
+                     sp_sched_dest_name(conn->dest), text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (fd < 0)
+        sp_log_error("connect dest=%s result=failed error=\"socket: %s\"",
+                     sp_sched_dest_name(conn->dest), strerror(errno));
+    return fd;
 }
 
 /* Connect to the current address. */
@@ -716,10 +839,16 @@ conn_connect(struct out_conn *conn)
     struct sockaddr_storage sa = {0};
     socklen_t sa_len;
     char text[INET6_ADDRSTRLEN];
+    const sp_sched_limits *limits = sp_sched_dest_limits(conn->dest);
     sp_smtp_client_options options = {
         .helo = conn->deliver->deps.hostname,
-        .tls_possible = conn->deliver->tls != NULL,
+        .tls_possible =
+            !conn->plaintext && (limits->tls == SP_SCHED_TLS_VERIFY
+                                     ? conn->deliver->tls_verify != NULL
+                                     : conn->deliver->tls != NULL),
+        .tls_required = limits->tls != SP_SCHED_TLS_MAY,
     };
+    int fd;
 
     if (addr->family == 4) {
         struct sockaddr_in *in = (struct sockaddr_in *)&sa;
@@ -744,9 +873,14 @@ conn_connect(struct out_conn *conn)
     conn->client = NULL;
     if (conn->bev != NULL)
         bufferevent_free(conn->bev);
-    conn->tls = false;
-    conn->bev = bufferevent_socket_new(conn->deliver->deps.base, -1,
+    conn->tls = conn->verified = conn->tls_handshaking = false;
+    fd = conn_socket(conn, addr->family, limits->source);
+    if (fd < 0)
+        return false;
+    conn->bev = bufferevent_socket_new(conn->deliver->deps.base, fd,
                                        BEV_OPT_CLOSE_ON_FREE);
+    if (conn->bev == NULL)
+        close(fd);
     if (conn->bev == NULL ||
         sp_smtp_client_new(&options, &conn->client, NULL) != SP_OK)
         return false;
@@ -779,6 +913,7 @@ conn_try_next(struct out_conn *conn, const char *why)
                     sp_sched_dest_name(conn->dest),
                     conn->peer[0] ? conn->peer : "none", why);
     conn->peer[0] = '\0';
+    conn->plaintext = conn->tls = conn->verified = false;
     if (conn->tried < DELIVER_MAX_ADDRESSES &&
         conn->addr_index + 1 < conn->addr_count) {
         conn->addr_index++;
@@ -1084,6 +1219,73 @@ daemon_deliver_queued(struct daemon_deliver *deliver, const sp_queue_info *info)
     deliver_add(deliver, info, now_ms());
 }
 
+/*
+ * The default limits and policy of destinations, from the settings;
+ * SP_ESYNTAX naming the setting that is wrong.
+ */
+static int
+deliver_defaults(const sp_config *config, sp_sched_limits *defaults,
+                 sp_error *err)
+{
+    *defaults = (sp_sched_limits){
+        .max_connections =
+            (unsigned)config->delivery_connections_per_destination,
+        .messages_per_connection =
+            (unsigned)config->delivery_messages_per_connection,
+    };
+    if (!sp_sched_limits_set(defaults, "tls", config->delivery_tls))
+        return sp_err_set(err, SP_ESYNTAX,
+                          "delivery_tls = %.40s: use may, encrypt or verify",
+                          config->delivery_tls);
+    if (config->delivery_source[0] != '\0' &&
+        !sp_sched_limits_set(defaults, "source", config->delivery_source))
+        return sp_err_set(err, SP_ESYNTAX,
+                          "delivery_source = %.80s: IP addresses separated "
+                          "by commas",
+                          config->delivery_source);
+    return SP_OK;
+}
+
+/*
+ * The client TLS contexts: one that takes any certificate (tls=may and
+ * encrypt, as opportunistic TLS does, RFC 7435), one that verifies
+ * against delivery_tls_ca_file or the system's authorities.  A context
+ * that cannot be made leaves its policy unable to start TLS: "may" then
+ * delivers in plaintext, "encrypt" and "verify" defer.  A CA file that
+ * cannot be read is SP_ESYNTAX.
+ */
+static int
+deliver_tls_contexts(struct daemon_deliver *deliver, const sp_config *config,
+                     sp_error *err)
+{
+    deliver->tls = SSL_CTX_new(TLS_client_method());
+    if (deliver->tls != NULL) {
+        SSL_CTX_set_min_proto_version(deliver->tls, TLS1_2_VERSION);
+        SSL_CTX_set_verify(deliver->tls, SSL_VERIFY_NONE, NULL);
+    }
+    deliver->tls_verify = SSL_CTX_new(TLS_client_method());
+    if (deliver->tls_verify == NULL) {
+        ERR_clear_error();
+        return SP_OK;
+    }
+    SSL_CTX_set_min_proto_version(deliver->tls_verify, TLS1_2_VERSION);
+    SSL_CTX_set_verify(deliver->tls_verify, SSL_VERIFY_PEER, NULL);
+    if (config->delivery_tls_ca_file[0] == '\0') {
+        SSL_CTX_set_default_verify_paths(deliver->tls_verify);
+        ERR_clear_error();
+        return SP_OK;
+    }
+    if (SSL_CTX_load_verify_locations(
+            deliver->tls_verify, config->delivery_tls_ca_file, NULL) != 1) {
+        ERR_clear_error();
+        return sp_err_set(err, SP_ESYNTAX,
+                          "delivery_tls_ca_file = %.200s: cannot read "
+                          "certificates (PEM) from it",
+                          config->delivery_tls_ca_file);
+    }
+    return SP_OK;
+}
+
 /* Check the delivery settings the configuration module cannot. */
 static int
 deliver_rules(const sp_config *config, const sp_sched_limits *defaults,
@@ -1128,12 +1330,7 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
 {
     const sp_config *config = deps->config;
     struct daemon_deliver *deliver = sp_calloc(1, sizeof(*deliver));
-    sp_sched_limits defaults = {
-        .max_connections =
-            (unsigned)config->delivery_connections_per_destination,
-        .messages_per_connection =
-            (unsigned)config->delivery_messages_per_connection,
-    };
+    sp_sched_limits defaults;
     sp_sched_rule *rules = NULL;
     size_t rule_count = 0;
     int rc;
@@ -1149,15 +1346,14 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
         if (sp_config_parse_duration(config->delivery_retry_schedule.items[i],
                                      &deliver->retry_schedule[i]))
             deliver->retry_count++;
-    rc = deliver_rules(config, &defaults, &rules, &rule_count, err);
+    rc = deliver_defaults(config, &defaults, err);
+    if (rc == SP_OK)
+        rc = deliver_rules(config, &defaults, &rules, &rule_count, err);
     if (rc == SP_OK)
         rc = sp_sched_new(&defaults, rules, rule_count, &deliver->sched, err);
     sp_free(rules);
-    deliver->tls = SSL_CTX_new(TLS_client_method());
-    if (deliver->tls != NULL) {
-        SSL_CTX_set_min_proto_version(deliver->tls, TLS1_2_VERSION);
-        SSL_CTX_set_verify(deliver->tls, SSL_VERIFY_NONE, NULL);
-    }
+    if (rc == SP_OK)
+        rc = deliver_tls_contexts(deliver, config, err);
     deliver->kick = event_new(deps->base, -1, 0, deliver_run, deliver);
     deliver->timer = event_new(deps->base, -1, 0, deliver_run, deliver);
     if (rc == SP_OK && (deliver->kick == NULL || deliver->timer == NULL))
@@ -1202,6 +1398,8 @@ daemon_deliver_stop(struct daemon_deliver *deliver)
         event_free(deliver->timer);
     if (deliver->tls != NULL)
         SSL_CTX_free(deliver->tls);
+    if (deliver->tls_verify != NULL)
+        SSL_CTX_free(deliver->tls_verify);
     sp_sched_free(deliver->sched);
     sp_free(deliver);
 }

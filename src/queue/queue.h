@@ -236,12 +236,26 @@ void sp_queue_close(sp_queue *queue);
 typedef struct sp_sched sp_sched;
 typedef struct sp_sched_dest sp_sched_dest;
 
-/* Limits of one destination. */
+/* How a destination's connections use TLS. */
+typedef enum sp_sched_tls {
+    SP_SCHED_TLS_MAY,     /* STARTTLS when offered, any certificate;
+                             plaintext when the handshake fails */
+    SP_SCHED_TLS_ENCRYPT, /* STARTTLS or no delivery; any certificate */
+    SP_SCHED_TLS_VERIFY,  /* STARTTLS with a certificate that a trusted
+                             authority issued for the host's name */
+} sp_sched_tls;
+
+const char *sp_sched_tls_name(sp_sched_tls tls);
+
+/* Limits and policy of one destination. */
 typedef struct sp_sched_limits {
     unsigned max_connections;         /* open at once */
     unsigned messages_per_connection; /* then a new connection */
     unsigned rate;                    /* messages per window; 0: none */
     int64_t rate_window_ms;           /* 60000 or 3600000 */
+    sp_sched_tls tls;
+    char source[256]; /* local addresses to connect from, comma-separated
+                         and taken in turn; "" for the kernel's choice */
 } sp_sched_limits;
 
 /* Limits for the destinations a pattern covers ("example.com", or
@@ -263,12 +277,20 @@ typedef struct sp_sched_job {
 } sp_sched_job;
 
 /*
- * Parse a rule: "PATTERN [connections=N] [messages=N] [rate=N/m|N/h]";
- * what it leaves out comes from defaults.  SP_ESYNTAX saying what is
- * wrong.
+ * Parse a rule: "PATTERN [connections=N] [messages=N] [rate=N/m|N/h]
+ * [tls=may|encrypt|verify] [source=ADDR[,ADDR...]]"; what it leaves out
+ * comes from defaults.  SP_ESYNTAX saying what is wrong.
  */
 int sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                         sp_sched_rule *rule, sp_error *err);
+
+/*
+ * Set one limit from a rule's "key=value" (connections, messages, rate,
+ * tls, source); false, limits unchanged, for an unknown key or a value
+ * out of its range.
+ */
+bool sp_sched_limits_set(sp_sched_limits *limits, const char *key,
+                         const char *value);
 
 /*
  * A scheduler: destinations take the limits of the first rule that

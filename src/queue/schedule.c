@@ -8,7 +8,9 @@
  * the order it became due.  Per destination the scheduler counts the
  * connections the owner has open and keeps the send times of the last
  * messages, so that a connection limit and a rate (messages per minute
- * or hour, over a sliding window) hold exactly.
+ * or hour, over a sliding window) hold exactly.  Rules also carry what
+ * the owner needs per destination beyond scheduling: the TLS policy and
+ * the source addresses.
  *
  * It does no I/O and reads no clock: the owner passes the time, opens
  * and closes the connections, and records outcomes in the spool.  The
@@ -17,6 +19,7 @@
  */
 #include "queue.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -512,13 +515,54 @@ sp_sched_retry_delay(const int64_t *schedule, size_t count, unsigned attempts)
     return schedule[attempts - 1 < count ? attempts - 1 : count - 1];
 }
 
-/* One "key=value" of a rule into limits; false when unknown. */
+static const char *const sched_tls_names[] = {"may", "encrypt", "verify"};
+
+const char *
+sp_sched_tls_name(sp_sched_tls tls)
+{
+    return (size_t)tls < 3 ? sched_tls_names[tls] : "unknown";
+}
+
+/* Whether text is a list of IP addresses separated by commas. */
 static bool
-sched_rule_setting(const char *key, const char *value, sp_sched_limits *limits)
+sched_address_list(const char *text)
+{
+    char copy[256], *save = NULL, *address;
+    unsigned char bytes[16];
+    size_t count = 0;
+
+    if (strlen(text) >= sizeof(copy))
+        return false;
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (address = strtok_r(copy, ",", &save); address != NULL;
+         address = strtok_r(NULL, ",", &save), count++)
+        if (inet_pton(AF_INET, address, bytes) != 1 &&
+            inet_pton(AF_INET6, address, bytes) != 1)
+            return false;
+    return count > 0;
+}
+
+bool
+sp_sched_limits_set(sp_sched_limits *limits, const char *key, const char *value)
 {
     char *end;
-    long long number = strtoll(value, &end, 10);
+    long long number;
 
+    if (strcmp(key, "tls") == 0) {
+        for (size_t i = 0; i < 3; i++)
+            if (strcmp(value, sched_tls_names[i]) == 0) {
+                limits->tls = (sp_sched_tls)i;
+                return true;
+            }
+        return false;
+    }
+    if (strcmp(key, "source") == 0) {
+        if (!sched_address_list(value))
+            return false;
+        snprintf(limits->source, sizeof(limits->source), "%s", value);
+        return true;
+    }
+    number = strtoll(value, &end, 10);
     if (end == value || number < 0 || number > 1000000)
         return false;
     if (strcmp(key, "connections") == 0 && *end == '\0' && number > 0) {
@@ -569,10 +613,12 @@ sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
         if (equals != NULL)
             *equals = '\0';
         if (equals == NULL ||
-            !sched_rule_setting(word, equals + 1, &rule->limits))
+            !sp_sched_limits_set(&rule->limits, word, equals + 1))
             return sp_err_set(err, SP_ESYNTAX,
                               "destination rule \"%.80s\": \"%.40s\" is not "
-                              "connections=N, messages=N or rate=N/m|N/h",
+                              "connections=N, messages=N, rate=N/m|N/h, "
+                              "tls=may|encrypt|verify or "
+                              "source=ADDRESS[,ADDRESS...]",
                               text, word);
     }
     return SP_OK;

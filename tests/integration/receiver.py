@@ -1,8 +1,9 @@
 """A scripted SMTP receiver (aiosmtpd) that sealpost delivers to in tests.
 
-  Receiver(address, port, rcpt=None, data=None)
+  Receiver(address, port, rcpt=None, data=None, tls=None)
       A context manager: aiosmtpd listening on address:port in a thread of
-      the test process.  Without a script it accepts everything.
+      the test process.  Without a script it accepts everything.  tls, an
+      ssl.SSLContext, makes it offer STARTTLS with that context.
         rcpt(address) -> None to accept, or a reply such as
                          "550 5.1.1 no such user"
         data(envelope, seen) -> None to accept, a reply such as
@@ -14,7 +15,9 @@
                          else None`.
 
   Attributes, safe to read while it runs:
-      messages     [dict(time, session, sender, rcpts, data)] accepted
+      messages     [dict(time, session, sender, rcpts, data, tls, peer)]
+                   accepted; tls: the session ran over TLS; peer: the
+                   client's address
       arrivals     every DATA seen, accepted or not: [dict(time, ...)]
       opened       connections opened so far
       sessions     distinct connections that carried a MAIL command
@@ -61,7 +64,7 @@ def message_id(data):
 
 
 class Receiver:
-    def __init__(self, address, port, rcpt=None, data=None):
+    def __init__(self, address, port, rcpt=None, data=None, tls=None):
         self.address, self.port = address, port
         self.rcpt_script, self.data_script = rcpt, data
         self.messages, self.arrivals = [], []
@@ -71,7 +74,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._controller = _Controller(
             self, self, hostname=address, port=port,
-            data_size_limit=0,
+            data_size_limit=0, tls_context=tls,
             ready_timeout=10)
 
     # Connection accounting, from the server's loop thread.  A connection
@@ -119,7 +122,8 @@ class Receiver:
             self._seen[key] = seen + 1
             record = dict(time=time.monotonic(), session=server.serial,
                           sender=envelope.mail_from,
-                          rcpts=list(envelope.rcpt_tos), data=data)
+                          rcpts=list(envelope.rcpt_tos), data=data,
+                          tls=session.ssl is not None, peer=session.peer[0])
             self.arrivals.append(record)
         reply = self.data_script(envelope, seen) if self.data_script else None
         if reply == "drop":

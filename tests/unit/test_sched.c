@@ -254,6 +254,24 @@ rules_parse_or_say_why(void **state)
     assert_int_equal(rule.limits.messages_per_connection, 50);
     assert_int_equal(rule.limits.rate, 1000);
     assert_int_equal(rule.limits.rate_window_ms, 3600000);
+    assert_int_equal(rule.limits.tls, SP_SCHED_TLS_MAY);
+    assert_string_equal(rule.limits.source, "");
+
+    assert_int_equal(sp_sched_rule_parse("bank.example tls=verify "
+                                         "source=192.0.2.1,2001:db8::1",
+                                         &roomy, &rule, &err),
+                     SP_OK);
+    assert_int_equal(rule.limits.tls, SP_SCHED_TLS_VERIFY);
+    assert_string_equal(rule.limits.source, "192.0.2.1,2001:db8::1");
+    assert_string_equal(sp_sched_tls_name(rule.limits.tls), "verify");
+    assert_int_equal(
+        sp_sched_rule_parse("x.example tls=maybe", &roomy, &rule, &err),
+        SP_ESYNTAX);
+    assert_non_null(strstr(err.text, "tls=may|encrypt|verify"));
+    assert_int_equal(
+        sp_sched_rule_parse("x.example source=192.0.2.1,mx.example", &roomy,
+                            &rule, &err),
+        SP_ESYNTAX);
 
     assert_int_equal(
         sp_sched_rule_parse("x.example speed=3", &roomy, &rule, &err),
