@@ -112,6 +112,10 @@ static const struct {
     const char *phrase;
     sp_smtp_class class;
 } phrase_table[] = {
+    /* Greylisting names itself in replies that say other things too
+     * ("Recipient address rejected: Greylisted"); it is only a delay. */
+    {"greylist", SP_SMTP_CLASS_TRANSIENT},
+    {"graylist", SP_SMTP_CLASS_TRANSIENT},
     {"mailbox full", SP_SMTP_CLASS_MAILBOX_FULL},
     {"mailbox is full", SP_SMTP_CLASS_MAILBOX_FULL},
     {"over quota", SP_SMTP_CLASS_MAILBOX_FULL},

@@ -64,6 +64,13 @@ static const struct reply_case cases[] = {
     {550, "5.7.1", "Sender failed the SPF check", SP_SMTP_CLASS_POLICY},
     {550, "5.0.0", "MAILBOX FULL", SP_SMTP_CLASS_MAILBOX_FULL},
     {451, "4.3.0", "Temporary local problem", SP_SMTP_CLASS_TRANSIENT},
+    /* Greylisting is a first-contact delay, not a listing. */
+    {451, "4.7.1", "Greylisted, please try again later",
+     SP_SMTP_CLASS_TRANSIENT},
+    {450, NULL,
+     "4.2.0 <a@example.org>: Recipient address rejected: "
+     "Graylisted for 300 seconds",
+     SP_SMTP_CLASS_TRANSIENT},
 
     /* No enhanced code at all, or a broken one. */
     {550, NULL, "No such user here", SP_SMTP_CLASS_INVALID_RECIPIENT},
