@@ -10,6 +10,7 @@
  *   smtp_conn.c   one SMTP connection on the loop
  *   accept.c      the accept path: trace fields, the spool, the log
  *   deliver.c     daemon_deliver_*: delivery to the recipients' servers
+ *   mxgroup.c     daemon_mxgroups_*: destinations chosen by MX host
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -180,6 +181,45 @@ void daemon_deliver_queued(struct daemon_deliver *deliver,
  * the spool and go again at the next start (at most a duplicate).
  */
 void daemon_deliver_stop(struct daemon_deliver *deliver);
+
+/*
+ * A job waiting to be placed in the scheduler: a message's recipients at
+ * one domain (positions in its envelope), due at due_ms.
+ */
+typedef struct daemon_pending_job {
+    struct daemon_pending_job *next;
+    char id[SP_QUEUE_ID_SIZE];
+    int64_t due_ms;
+    unsigned attempts;
+    size_t count;
+    size_t positions[];
+} daemon_pending_job;
+
+/* Place job (it becomes the callee's) at destination dest, for domain. */
+typedef void (*daemon_place_fn)(void *arg, const char *domain, const char *dest,
+                                daemon_pending_job *job);
+
+struct daemon_mxgroups;
+
+/*
+ * Which destination a domain's mail waits in when rules group domains by
+ * their MX host: its MX is looked up once an hour (five minutes after a
+ * failed lookup) and jobs wait for the answer.  NULL when memory runs
+ * out.
+ */
+struct daemon_mxgroups *daemon_mxgroups_new(sp_sched *sched,
+                                            sp_dns_resolver *resolver,
+                                            daemon_place_fn place, void *arg);
+
+/*
+ * Place job for domain through place: at once when domain's group is
+ * known, else when its MX answer comes.  job becomes the groups'.
+ */
+void daemon_mxgroups_place(struct daemon_mxgroups *groups, const char *domain,
+                           daemon_pending_job *job, int64_t now_ms);
+
+/* Forget everything, cancelling lookups; jobs still waiting are freed. */
+void daemon_mxgroups_free(struct daemon_mxgroups *groups);
 
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {

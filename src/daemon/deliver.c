@@ -63,6 +63,7 @@ struct out_conn;
 struct daemon_deliver {
     struct daemon_deliver_deps deps;
     sp_sched *sched;
+    struct daemon_mxgroups *groups; /* when rules group by MX host */
     SSL_CTX *tls;         /* for tls=may and encrypt: no verification */
     SSL_CTX *tls_verify;  /* for tls=verify: trusted authorities */
     unsigned source_turn; /* the next source address, round robin */
@@ -991,10 +992,23 @@ static void
 conn_on_mx(void *arg, const sp_dns_mx_answer *answer)
 {
     struct out_conn *conn = arg;
-    const char *domain = sp_sched_dest_name(conn->dest);
+    const char *domain = sp_sched_dest_route(conn->dest);
+    bool shared = strcmp(domain, sp_sched_dest_name(conn->dest)) != 0;
     char why[400];
 
     conn->lookups--;
+
+    /*
+     * A domain that takes no mail bounces its jobs; a shared destination
+     * holds other domains' jobs too, so they wait for a route instead.
+     */
+    if (shared && (answer->status == SP_DNS_NXDOMAIN || answer->null_mx)) {
+        snprintf(why, sizeof(why), "%s, the route of %s, takes no mail (%s)",
+                 domain, sp_sched_dest_name(conn->dest),
+                 answer->null_mx ? "null MX" : "no such domain");
+        conn_try_next(conn, why);
+        return;
+    }
     if (answer->status == SP_DNS_NXDOMAIN || answer->null_mx) {
         snprintf(why, sizeof(why),
                  answer->null_mx ? "%s does not accept mail (null MX, RFC 7505)"
@@ -1069,7 +1083,7 @@ static void
 deliver_open(struct daemon_deliver *deliver, sp_sched_dest *dest)
 {
     struct out_conn *conn = sp_calloc(1, sizeof(*conn));
-    const char *domain = sp_sched_dest_name(dest);
+    const char *domain = sp_sched_dest_route(dest);
     sp_error err;
 
     if (conn == NULL) {
@@ -1153,57 +1167,101 @@ deliver_schedule_run(struct daemon_deliver *deliver)
         event_active(deliver->kick, EV_TIMEOUT, 0);
 }
 
-/* Add message info's pending recipients as jobs, one per domain. */
+/* Put a job in the scheduler at dest, for domain (daemon_place_fn). */
+static void
+deliver_place(void *arg, const char *domain, const char *dest,
+              daemon_pending_job *pending)
+{
+    struct daemon_deliver *deliver = arg;
+    sp_sched_job *job;
+
+    if (sp_sched_add(deliver->sched, dest, domain, pending->id,
+                     pending->positions, pending->count, pending->due_ms,
+                     now_ms(), &job) != SP_OK)
+        sp_log_error("schedule queue_id=%s error=\"out of memory; the "
+                     "message waits for a restart\"",
+                     pending->id);
+    else
+        job->attempts = pending->attempts;
+    sp_free(pending);
+    deliver_schedule_run(deliver);
+}
+
+/* Order recipient positions by their domain (for qsort_r). */
+static int
+deliver_by_domain(const void *left, const void *right, void *arg)
+{
+    const char *const *recipients = arg;
+
+    return strcasecmp(address_domain(recipients[*(const size_t *)left]),
+                      address_domain(recipients[*(const size_t *)right]));
+}
+
+/* A job for message info's recipients at order[0..count). */
+static daemon_pending_job *
+deliver_job(const sp_queue_info *info, const size_t *order, size_t count)
+{
+    daemon_pending_job *job =
+        sp_calloc(1, sizeof(*job) + count * sizeof(job->positions[0]));
+
+    if (job == NULL)
+        return NULL;
+    snprintf(job->id, sizeof(job->id), "%s", info->id);
+    for (size_t k = 0; k < count; k++) {
+        const sp_queue_rcpt *rcpt = info->rcpt ? &info->rcpt[order[k]] : NULL;
+
+        job->positions[job->count++] = order[k];
+        if (rcpt != NULL && rcpt->next_try_ms > job->due_ms)
+            job->due_ms = rcpt->next_try_ms;
+        if (rcpt != NULL && rcpt->attempts > job->attempts)
+            job->attempts = rcpt->attempts;
+    }
+    return job;
+}
+
+/*
+ * Add message info's pending recipients as jobs, one per domain, each at
+ * the destination its rules give (after an MX lookup when rules group
+ * domains by MX host).  Recipients are sorted by domain first, so a
+ * message for many domains costs n log n, not n times its domains.
+ */
 static void
 deliver_add(struct daemon_deliver *deliver, const sp_queue_info *info,
             int64_t now)
 {
-    size_t count = info->recipient_count;
-    size_t *positions = sp_calloc(count ? count : 1, sizeof(*positions));
-    bool *taken = sp_calloc(count ? count : 1, sizeof(*taken));
+    size_t *order = sp_calloc(info->recipient_count + 1, sizeof(*order));
+    size_t count = 0, end;
 
-    if (positions == NULL || taken == NULL) {
+    for (size_t i = 0; order != NULL && i < info->recipient_count; i++)
+        if (info->rcpt == NULL || info->rcpt[i].state == SP_QUEUE_RCPT_PENDING)
+            order[count++] = i;
+    if (order != NULL)
+        qsort_r(order, count, sizeof(*order), deliver_by_domain,
+                (void *)info->recipients);
+
+    for (size_t start = 0; order != NULL && start < count; start = end) {
+        const char *domain = address_domain(info->recipients[order[start]]);
+        daemon_pending_job *job;
+
+        for (end = start + 1; end < count; end++)
+            if (strcasecmp(address_domain(info->recipients[order[end]]),
+                           domain) != 0)
+                break;
+        job = deliver_job(info, order + start, end - start);
+        if (job == NULL) {
+            sp_free(order);
+            order = NULL;
+        } else if (deliver->groups != NULL)
+            daemon_mxgroups_place(deliver->groups, domain, job, now);
+        else
+            deliver_place(deliver, domain,
+                          sp_sched_dest_for(deliver->sched, domain, NULL), job);
+    }
+    if (order == NULL)
         sp_log_error("schedule queue_id=%s error=\"out of memory; the "
                      "message waits for a restart\"",
                      info->id);
-        count = 0;
-    }
-    for (size_t i = 0; i < count; i++) {
-        const char *domain = address_domain(info->recipients[i]);
-        int64_t due = 0;
-        unsigned attempts = 0;
-        size_t n = 0;
-        sp_sched_job *job;
-
-        if (taken[i] || (info->rcpt != NULL &&
-                         info->rcpt[i].state != SP_QUEUE_RCPT_PENDING))
-            continue;
-        for (size_t j = i; j < count; j++) {
-            if (taken[j] ||
-                strcasecmp(address_domain(info->recipients[j]), domain) != 0 ||
-                (info->rcpt != NULL &&
-                 info->rcpt[j].state != SP_QUEUE_RCPT_PENDING))
-                continue;
-            taken[j] = true;
-            positions[n++] = j;
-            if (info->rcpt != NULL) {
-                if (info->rcpt[j].next_try_ms > due)
-                    due = info->rcpt[j].next_try_ms;
-                if (info->rcpt[j].attempts > attempts)
-                    attempts = info->rcpt[j].attempts;
-            }
-        }
-        if (sp_sched_add(deliver->sched, domain, info->id, positions, n, due,
-                         now, &job) != SP_OK) {
-            sp_log_error("schedule queue_id=%s error=\"out of memory; the "
-                         "message waits for a restart\"",
-                         info->id);
-            break;
-        }
-        job->attempts = attempts;
-    }
-    sp_free(positions);
-    sp_free(taken);
+    sp_free(order);
     deliver_schedule_run(deliver);
 }
 
@@ -1354,6 +1412,10 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
     sp_free(rules);
     if (rc == SP_OK)
         rc = deliver_tls_contexts(deliver, config, err);
+    if (rc == SP_OK && sp_sched_groups_by_mx(deliver->sched) &&
+        (deliver->groups = daemon_mxgroups_new(deliver->sched, deps->resolver,
+                                               deliver_place, deliver)) == NULL)
+        rc = sp_err_set(err, SP_ENOMEM, "out of memory");
     deliver->kick = event_new(deps->base, -1, 0, deliver_run, deliver);
     deliver->timer = event_new(deps->base, -1, 0, deliver_run, deliver);
     if (rc == SP_OK && (deliver->kick == NULL || deliver->timer == NULL))
@@ -1392,6 +1454,7 @@ daemon_deliver_stop(struct daemon_deliver *deliver)
         conn->stage = CONN_CLOSING;
         conn_free(conn);
     }
+    daemon_mxgroups_free(deliver->groups);
     if (deliver->kick != NULL)
         event_free(deliver->kick);
     if (deliver->timer != NULL)

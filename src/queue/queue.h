@@ -258,10 +258,17 @@ typedef struct sp_sched_limits {
                          and taken in turn; "" for the kernel's choice */
 } sp_sched_limits;
 
-/* Limits for the destinations a pattern covers ("example.com", or
- * "*.example.com" for its subdomains). */
+/*
+ * Limits for the destinations a pattern covers: "example.com", or
+ * "*.example.com" for its subdomains, each its own destination; with
+ * shared, all the domains it covers are one destination, named by the
+ * pattern.  "mx:" before the pattern matches the most preferred MX host
+ * instead of the domain ("mx:*.mail.example.net": every domain whose mail
+ * that provider takes), and is always shared.
+ */
 typedef struct sp_sched_rule {
     char pattern[256];
+    bool shared;
     sp_sched_limits limits;
 } sp_sched_rule;
 
@@ -277,9 +284,9 @@ typedef struct sp_sched_job {
 } sp_sched_job;
 
 /*
- * Parse a rule: "PATTERN [connections=N] [messages=N] [rate=N/m|N/h]
- * [tls=may|encrypt|verify] [source=ADDR[,ADDR...]]"; what it leaves out
- * comes from defaults.  SP_ESYNTAX saying what is wrong.
+ * Parse a rule: "[mx:]PATTERN [shared] [connections=N] [messages=N]
+ * [rate=N/m|N/h] [tls=may|encrypt|verify] [source=ADDR[,ADDR...]]"; what
+ * it leaves out comes from defaults.  SP_ESYNTAX saying what is wrong.
  */
 int sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                         sp_sched_rule *rule, sp_error *err);
@@ -300,14 +307,26 @@ int sp_sched_new(const sp_sched_limits *defaults, const sp_sched_rule *rules,
                  size_t rule_count, sp_sched **out, sp_error *err);
 
 /*
+ * The destination for mail to domain: the pattern of the first shared
+ * rule that covers domain, or (mx_host given) of the first "mx:" rule
+ * that covers mx_host, else domain itself.
+ */
+const char *sp_sched_dest_for(const sp_sched *sched, const char *domain,
+                              const char *mx_host);
+
+/* Whether any rule matches MX hosts (the owner must look them up). */
+bool sp_sched_groups_by_mx(const sp_sched *sched);
+
+/*
  * Add a job for message id's recipients at positions[0..count) at
  * destination dest_name, due at due_ms (ready at once when not after
- * now_ms).  *out (when not NULL) is the job, still the scheduler's.
- * SP_ENOMEM.
+ * now_ms).  route is the domain whose servers the destination's
+ * connections go to: kept from the job that made the destination.
+ * *out (when not NULL) is the job, still the scheduler's.  SP_ENOMEM.
  */
-int sp_sched_add(sp_sched *sched, const char *dest_name, const char *id,
-                 const size_t *positions, size_t count, int64_t due_ms,
-                 int64_t now_ms, sp_sched_job **out);
+int sp_sched_add(sp_sched *sched, const char *dest_name, const char *route,
+                 const char *id, const size_t *positions, size_t count,
+                 int64_t due_ms, int64_t now_ms, sp_sched_job **out);
 
 /*
  * Make the jobs due by now_ms ready.  Returns when something may next
@@ -358,6 +377,7 @@ int64_t sp_sched_retry_delay(const int64_t *schedule, size_t count,
 
 sp_sched_dest *sp_sched_dest_find(sp_sched *sched, const char *name);
 const char *sp_sched_dest_name(const sp_sched_dest *dest);
+const char *sp_sched_dest_route(const sp_sched_dest *dest);
 const sp_sched_limits *sp_sched_dest_limits(const sp_sched_dest *dest);
 size_t sp_sched_dest_ready(const sp_sched_dest *dest);
 

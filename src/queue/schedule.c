@@ -31,6 +31,7 @@
 
 struct sp_sched_dest {
     char *name;
+    char *route; /* the domain whose servers it connects to */
     sp_sched_limits limits;
     sp_sched_job *head, *tail; /* ready jobs, first due first */
     size_t ready;              /* jobs in that queue */
@@ -78,6 +79,9 @@ static bool
 sched_rule_matches(const char *pattern, const char *name)
 {
     size_t name_len = strlen(name), suffix_len;
+
+    if (strcasecmp(pattern, name) == 0)
+        return true; /* a shared destination is named by its pattern */
 
     if (strncmp(pattern, "*.", 2) != 0)
         return strcasecmp(pattern, name) == 0;
@@ -128,7 +132,7 @@ sp_sched_dest_find(sp_sched *sched, const char *name)
 
 /* The destination called name, made with its rule's limits if new. */
 static sp_sched_dest *
-sched_dest(sp_sched *sched, const char *name)
+sched_dest(sp_sched *sched, const char *name, const char *route)
 {
     sp_sched_dest *dest = sp_sched_dest_find(sched, name);
     size_t slot;
@@ -139,7 +143,10 @@ sched_dest(sp_sched *sched, const char *name)
         sched_table_grow(sched) != SP_OK)
         return NULL;
     dest = sp_calloc(1, sizeof(*dest));
-    if (dest == NULL || (dest->name = sp_strndup(name, strlen(name))) == NULL) {
+    if (dest == NULL || (dest->name = sp_strndup(name, strlen(name))) == NULL ||
+        (dest->route = sp_strndup(route, strlen(route))) == NULL) {
+        if (dest != NULL)
+            sp_free(dest->name);
         sp_free(dest);
         return NULL;
     }
@@ -157,6 +164,7 @@ sched_dest(sp_sched *sched, const char *name)
         dest->sent = sp_calloc(dest->limits.rate, sizeof(*dest->sent));
         if (dest->sent == NULL) {
             sp_free(dest->name);
+            sp_free(dest->route);
             sp_free(dest);
             return NULL;
         }
@@ -284,12 +292,38 @@ sched_ready(sp_sched *sched, sp_sched_job *job)
     sched_list(sched, dest);
 }
 
-int
-sp_sched_add(sp_sched *sched, const char *dest_name, const char *id,
-             const size_t *positions, size_t count, int64_t due_ms,
-             int64_t now_ms, sp_sched_job **out)
+const char *
+sp_sched_dest_for(const sp_sched *sched, const char *domain,
+                  const char *mx_host)
 {
-    sp_sched_dest *dest = sched_dest(sched, dest_name);
+    for (size_t i = 0; i < sched->rule_count; i++) {
+        const sp_sched_rule *rule = &sched->rules[i];
+        bool by_mx = strncasecmp(rule->pattern, "mx:", 3) == 0;
+
+        if (!by_mx && rule->shared && sched_rule_matches(rule->pattern, domain))
+            return rule->pattern;
+        if (by_mx && mx_host != NULL &&
+            sched_rule_matches(rule->pattern + 3, mx_host))
+            return rule->pattern;
+    }
+    return domain;
+}
+
+bool
+sp_sched_groups_by_mx(const sp_sched *sched)
+{
+    for (size_t i = 0; i < sched->rule_count; i++)
+        if (strncasecmp(sched->rules[i].pattern, "mx:", 3) == 0)
+            return true;
+    return false;
+}
+
+int
+sp_sched_add(sp_sched *sched, const char *dest_name, const char *route,
+             const char *id, const size_t *positions, size_t count,
+             int64_t due_ms, int64_t now_ms, sp_sched_job **out)
+{
+    sp_sched_dest *dest = sched_dest(sched, dest_name, route);
     sp_sched_job *job;
 
     if (out != NULL)
@@ -457,6 +491,12 @@ sp_sched_dest_name(const sp_sched_dest *dest)
     return dest->name;
 }
 
+const char *
+sp_sched_dest_route(const sp_sched_dest *dest)
+{
+    return dest->route;
+}
+
 const sp_sched_limits *
 sp_sched_dest_limits(const sp_sched_dest *dest)
 {
@@ -493,6 +533,7 @@ sp_sched_free(sp_sched *sched)
         }
         sp_free(dest->sent);
         sp_free(dest->name);
+        sp_free(dest->route);
         sp_free(dest);
     }
     sp_free(sched->rules);
@@ -586,18 +627,22 @@ int
 sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                     sp_sched_rule *rule, sp_error *err)
 {
-    char copy[512], *save = NULL, *word;
+    char copy[512], *save = NULL, *word, *pattern;
 
     if (strlen(text) >= sizeof(copy))
         return sp_err_set(err, SP_ESYNTAX, "destination rule too long");
     snprintf(copy, sizeof(copy), "%s", text);
     word = strtok_r(copy, " \t", &save);
-    if (word == NULL || strchr(word, '=') != NULL ||
-        (strchr(word, '*') != NULL && strncmp(word, "*.", 2) != 0) ||
-        strchr(word + 1, '*') != NULL)
+    pattern = word;
+    if (pattern != NULL && strncasecmp(pattern, "mx:", 3) == 0)
+        pattern += 3;
+    if (pattern == NULL || *pattern == '\0' || strchr(pattern, '=') != NULL ||
+        strchr(pattern, ':') != NULL ||
+        (strchr(pattern, '*') != NULL && strncmp(pattern, "*.", 2) != 0) ||
+        strchr(pattern + 1, '*') != NULL)
         return sp_err_set(err, SP_ESYNTAX,
-                          "destination rule \"%.80s\": start with a domain "
-                          "or *.suffix",
+                          "destination rule \"%.80s\": start with a domain, "
+                          "*.suffix, or mx: and one of those",
                           text);
     memset(rule, 0, sizeof(*rule));
     if (strlen(word) >= sizeof(rule->pattern))
@@ -606,18 +651,23 @@ sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                           "long",
                           text);
     snprintf(rule->pattern, sizeof(rule->pattern), "%s", word);
+    rule->shared = pattern != word; /* an MX group is one destination */
     rule->limits = *defaults;
     while ((word = strtok_r(NULL, " \t", &save)) != NULL) {
         char *equals = strchr(word, '=');
 
+        if (strcmp(word, "shared") == 0) {
+            rule->shared = true;
+            continue;
+        }
         if (equals != NULL)
             *equals = '\0';
         if (equals == NULL ||
             !sp_sched_limits_set(&rule->limits, word, equals + 1))
             return sp_err_set(err, SP_ESYNTAX,
                               "destination rule \"%.80s\": \"%.40s\" is not "
-                              "connections=N, messages=N, rate=N/m|N/h, "
-                              "tls=may|encrypt|verify or "
+                              "shared, connections=N, messages=N, "
+                              "rate=N/m|N/h, tls=may|encrypt|verify or "
                               "source=ADDRESS[,ADDRESS...]",
                               text, word);
     }

@@ -38,7 +38,8 @@ add(sp_sched *sched, const char *dest, const char *id, int64_t due, int64_t now)
     size_t position = 0;
 
     assert_int_equal(
-        sp_sched_add(sched, dest, id, &position, 1, due, now, NULL), SP_OK);
+        sp_sched_add(sched, dest, dest, id, &position, 1, due, now, NULL),
+        SP_OK);
 }
 
 static void
@@ -288,6 +289,64 @@ rules_parse_or_say_why(void **state)
     assert_int_equal(sp_sched_rule_parse("", &roomy, &rule, &err), SP_ESYNTAX);
 }
 
+/*
+ * Shared rules and MX rules name one destination for many domains; it
+ * keeps the route of the domain that made it and the rule's limits.
+ */
+static void
+shared_and_mx_rules_group_domains(void **state)
+{
+    sp_sched *sched = sched_make(&roomy, "*.grp.example shared connections=1");
+    sp_sched_rule rules[3];
+    sp_sched_job *job = NULL;
+    sp_error err;
+
+    (void)state;
+    assert_string_equal(sp_sched_dest_for(sched, "a.grp.example", NULL),
+                        "*.grp.example");
+    assert_string_equal(sp_sched_dest_for(sched, "grp.example", NULL),
+                        "grp.example");
+    assert_false(sp_sched_groups_by_mx(sched));
+    assert_int_equal(sp_sched_add(sched, "*.grp.example", "a.grp.example", "A",
+                                  (size_t[]){0}, 1, 0, 0, &job),
+                     SP_OK);
+    assert_int_equal(sp_sched_add(sched, "*.grp.example", "b.grp.example", "B",
+                                  (size_t[]){0}, 1, 0, 0, NULL),
+                     SP_OK);
+    assert_string_equal(sp_sched_dest_route(job->dest), "a.grp.example");
+    assert_int_equal(sp_sched_dest_limits(job->dest)->max_connections, 1);
+    sp_sched_advance(sched, 0);
+    assert_int_equal(sp_sched_dest_ready(job->dest), 2);
+    sp_sched_free(sched);
+
+    assert_int_equal(sp_sched_rule_parse("mx:*.mail.example.net messages=7",
+                                         &roomy, &rules[0], &err),
+                     SP_OK);
+    assert_true(rules[0].shared);
+    assert_int_equal(
+        sp_sched_rule_parse("example.com", &roomy, &rules[1], &err), SP_OK);
+    assert_false(rules[1].shared);
+    assert_int_equal(sp_sched_rule_parse("mx:", &roomy, &rules[2], &err),
+                     SP_ESYNTAX);
+    assert_int_equal(sp_sched_new(&roomy, rules, 2, &sched, &err), SP_OK);
+    assert_true(sp_sched_groups_by_mx(sched));
+    assert_string_equal(
+        sp_sched_dest_for(sched, "shop.example", "in1.mail.example.net"),
+        "mx:*.mail.example.net");
+    assert_string_equal(
+        sp_sched_dest_for(sched, "shop.example", "mx.shop.example"),
+        "shop.example");
+    assert_string_equal(sp_sched_dest_for(sched, "shop.example", NULL),
+                        "shop.example");
+    assert_int_equal(sp_sched_add(sched, "mx:*.mail.example.net",
+                                  "shop.example", "S", (size_t[]){0}, 1, 0, 0,
+                                  &job),
+                     SP_OK);
+    assert_int_equal(sp_sched_dest_limits(job->dest)->messages_per_connection,
+                     7);
+    sp_sched_free(sched);
+}
+
 /* Rules are plain values: moved or overwritten, the scheduler's copy holds. */
 static void
 rules_are_values(void **state)
@@ -373,6 +432,7 @@ main(void)
         cmocka_unit_test(retry_delays_follow_the_schedule),
         cmocka_unit_test(rules_parse_or_say_why),
         cmocka_unit_test(rules_are_values),
+        cmocka_unit_test(shared_and_mx_rules_group_domains),
         cmocka_unit_test(wildcard_rules_cover_subdomains_only),
         cmocka_unit_test(many_destinations_are_found_again),
     };
