@@ -531,11 +531,40 @@ sp_smtp_client_extensions(const sp_smtp_client *c)
     return &c->ext;
 }
 
+/*
+ * Whether data holds a CR not followed by LF or an LF not after a CR.
+ * Such a message cannot go out as it is (RFC 5321 2.3.8), and mending it
+ * here would change signed bytes: the accept path never stores one.
+ */
+static bool
+client_bare_line_end(const char *data, size_t len)
+{
+    const char *at = data, *end = data + len;
+
+    if (len == 0)
+        return false;
+    while ((at = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        if (at == data || at[-1] != '\r')
+            return true;
+        at++;
+    }
+    for (at = data; (at = memchr(at, '\r', (size_t)(end - at))) != NULL; at++)
+        if (at + 1 == end || at[1] != '\n')
+            return true;
+    return false;
+}
+
 /* Check the message against what the server offers; fill why if not. */
 static bool
 client_can_send(const sp_smtp_client *c, const sp_smtp_client_message *m,
                 sp_smtp_client_result *why)
 {
+    if (client_bare_line_end(m->data, m->len)) {
+        result_local(why, 554, "5.6.0",
+                     "the message holds a bare CR or LF; sending it would "
+                     "change it in transit");
+        return false;
+    }
     if (c->ext.size_known && c->ext.size > 0 && m->len > c->ext.size) {
         result_local(why, 552, "5.3.4",
                      "the message is larger than the server's SIZE limit");

@@ -1,7 +1,8 @@
 /*
  * test_smtp_client.c: the delivery client's engine byte by byte: what it
  * writes for each reply a server gives, pipelined and not, STARTTLS,
- * refusals and their classes, no downgrade, broken servers.
+ * refusals and their classes, no downgrade, no bare CR or LF sent,
+ * broken servers.
  */
 #include "testlib.h"
 
@@ -313,6 +314,34 @@ nothing_is_downgraded(void **state)
     h_end(&h);
 }
 
+/* Bare CR or LF never goes out, nor is it mended after signing. */
+static void
+bare_line_ends_are_refused(void **state)
+{
+    static const char *const bare[] = {
+        "a\nb\r\n", "\nb\r\n", "a\rb\r\n", "a\r\nb\r", "a\r\r\n",
+    };
+    const sp_smtp_client_result *why;
+    harness h;
+
+    (void)state;
+    h_start(&h, false, false);
+    h_ready(&h, EHLO_PIPELINED);
+    for (size_t i = 0; i < sizeof(bare) / sizeof(bare[0]); i++) {
+        assert_int_equal(h_send(&h, bare[i], false), SP_SMTP_CLIENT_SENT);
+        h_expect(&h, "");
+        why = sp_smtp_client_result_for(h.client, 0);
+        assert_int_equal(why->code, 554);
+        assert_string_equal(why->enhanced, "5.6.0");
+        assert_true(why->local);
+    }
+    assert_int_equal(h_send(&h, "a\r\n\r\nb", false), SP_SMTP_CLIENT_READ);
+    h_expect(&h, "MAIL FROM:<a@example.com> SIZE=6\r\n"
+                 "RCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\n"
+                 "DATA\r\n");
+    h_end(&h);
+}
+
 static void
 helo_when_ehlo_is_refused(void **state)
 {
@@ -404,6 +433,7 @@ main(void)
         cmocka_unit_test(starttls_then_ehlo_again),
         cmocka_unit_test(required_tls_missing_ends_the_session),
         cmocka_unit_test(nothing_is_downgraded),
+        cmocka_unit_test(bare_line_ends_are_refused),
         cmocka_unit_test(helo_when_ehlo_is_refused),
         cmocka_unit_test(broken_or_closing_servers),
         cmocka_unit_test(bad_options_are_refused),
