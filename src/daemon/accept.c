@@ -142,7 +142,11 @@ accept_finish(void *arg)
 
     conn->submitting = false;
     if (conn->gone) {
-        /* The client left; the message, if stored, stays queued. */
+        /* The client left; a message stored is ours all the same. */
+        if (result->rc == SP_OK) {
+            accept_log(conn, conn->envelope, result->id, conn->size);
+            accept_deliver(conn, conn->envelope, result->id);
+        }
         sp_smtp_session_free(conn->session);
         sp_buf_free(&conn->out);
         sp_free(conn);
