@@ -28,14 +28,13 @@ struct accept_result {
     char why[320];
 };
 
-/* An RFC 5322 date, now, in UTC. */
-static void
-accept_date(char *out, size_t size)
+void
+daemon_date(int64_t ms, char *out, size_t size)
 {
-    time_t now = time(NULL);
+    time_t when = (time_t)(ms / 1000);
     struct tm utc;
 
-    gmtime_r(&now, &utc);
+    gmtime_r(&when, &utc);
     strftime(out, size, "%a, %d %b %Y %H:%M:%S +0000", &utc);
 }
 
@@ -68,7 +67,7 @@ accept_fields(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
     char date[64], helo[128];
     int rc;
 
-    accept_date(date, sizeof(date));
+    daemon_date((int64_t)time(NULL) * 1000, date, sizeof(date));
     accept_helo(envelope->helo, helo, sizeof(helo));
     rc = sp_buf_printf(out,
                        "Received: from %s (%s)\r\n\tby %s (sealpost) with "

@@ -11,6 +11,7 @@
  *   accept.c      the accept path: trace fields, the spool, the log
  *   deliver.c     daemon_deliver_*: delivery to the recipients' servers
  *   mxgroup.c     daemon_mxgroups_*: destinations chosen by MX host
+ *   dsn.c         daemon_dsn_*: bounce messages to senders (RFC 3464)
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -158,8 +159,9 @@ struct daemon_deliver_deps {
     const sp_config *config;
     struct event_base *base;
     sp_queue *queue;
-    sp_dns_resolver *resolver; /* driven by the loop */
-    const char *hostname;      /* our name in EHLO */
+    sp_dns_resolver *resolver;      /* driven by the loop */
+    const char *hostname;           /* our name in EHLO and bounces */
+    struct daemon_mailbox *mailbox; /* the spool's answers, to the loop */
 };
 
 struct daemon_deliver;
@@ -200,6 +202,52 @@ typedef void (*daemon_place_fn)(void *arg, const char *domain, const char *dest,
                                 daemon_pending_job *job);
 
 struct daemon_mxgroups;
+
+/* ------------------------------------------------------------------------
+ * Bounce messages
+ */
+
+/* An RFC 5322 date (UTC) for ms since the epoch; accept.c. */
+void daemon_date(int64_t ms, char *out, size_t size);
+
+/* One recipient that delivery gave up on. */
+struct daemon_dsn_rcpt {
+    const char *address;
+    const char *status;     /* enhanced code, "5.1.1" */
+    const char *diagnostic; /* the reply: "550 5.1.1 no such user" */
+    const char *remote;     /* the server that said it, or "" */
+};
+
+/* A message the spool took, to be scheduled (on the loop). */
+typedef void (*daemon_queued_fn)(void *arg, const sp_queue_info *info);
+
+struct daemon_dsn;
+
+/*
+ * Bounce messages for messages of queue, from MAILER-DAEMON@hostname;
+ * stored ones are handed to queued(arg, ...) through mailbox.  NULL when
+ * memory runs out.
+ */
+struct daemon_dsn *daemon_dsn_new(sp_queue *queue,
+                                  struct daemon_mailbox *mailbox,
+                                  const char *hostname, daemon_queued_fn queued,
+                                  void *arg);
+
+/*
+ * Tell the sender of message id that delivery to rcpts[0..count) failed:
+ * a multipart/report (RFC 3464) with the original header section, from
+ * the null reverse-path, submitted to the spool.  Nothing for a message
+ * whose sender is already null (a bounce is never bounced) or that is
+ * gone.  On the loop; logs what it does.
+ */
+void daemon_dsn_send(struct daemon_dsn *dsn, const char *id,
+                     const struct daemon_dsn_rcpt *rcpts, size_t count);
+
+/*
+ * Stop handing bounces over (those still being stored stay in the spool
+ * for the next start), and free dsn once none is in flight.
+ */
+void daemon_dsn_free(struct daemon_dsn *dsn);
 
 /*
  * Which destination a domain's mail waits in when rules group domains by

@@ -64,6 +64,7 @@ struct daemon_deliver {
     struct daemon_deliver_deps deps;
     sp_sched *sched;
     struct daemon_mxgroups *groups; /* when rules group by MX host */
+    struct daemon_dsn *dsn;         /* bounce messages, unless turned off */
     SSL_CTX *tls;         /* for tls=may and encrypt: no verification */
     SSL_CTX *tls_verify;  /* for tls=verify: trusted authorities */
     unsigned source_turn; /* the next source address, round robin */
@@ -206,6 +207,41 @@ deliver_log(const struct out_conn *conn, const sp_sched_job *job,
 #define DELIVER_REPLY_SIZE 160 /* octets of a reply kept in the spool */
 
 /*
+ * Tell the sender about the recipients of job that outcomes mark failed
+ * (bounced, or expired after 4xx replies: status 4.4.7 then).
+ */
+static void
+deliver_bounce(const struct out_conn *conn, const sp_sched_job *job,
+               const sp_smtp_client *client, const sp_smtp_client_result *one,
+               const char *const *recipients, const sp_queue_outcome *outcomes)
+{
+    struct daemon_dsn_rcpt *failed = sp_calloc(job->count, sizeof(*failed));
+    const char *remote =
+        conn->peer[0] ? conn->hosts[conn->host_index].name : "";
+    size_t count = 0;
+
+    for (size_t i = 0; failed != NULL && i < job->count; i++) {
+        const sp_smtp_client_result *result =
+            client ? sp_smtp_client_result_for(client, i) : one;
+
+        if (outcomes[i].state != SP_QUEUE_RCPT_FAILED)
+            continue;
+        failed[count].address = recipients[i];
+        failed[count].status = result->code < 500    ? "4.4.7"
+                               : result->enhanced[0] ? result->enhanced
+                                                     : "5.0.0";
+        failed[count].diagnostic = outcomes[i].reply;
+        failed[count].remote = result->local ? "" : remote;
+        count++;
+    }
+    if (failed == NULL)
+        sp_log_error("bounce for=%s error=\"out of memory\"", job->id);
+    else if (count > 0)
+        daemon_dsn_send(conn->deliver->dsn, job->id, failed, count);
+    sp_free(failed);
+}
+
+/*
  * Record a job's attempt: the client's result for each recipient, or
  * (client NULL) the same result one for all.  Recipients still pending go
  * back to the scheduler; the job is finished otherwise.  recipients may
@@ -262,6 +298,10 @@ deliver_outcome(struct out_conn *conn, sp_sched_job *job,
         deliver_log(conn, job, recipients ? recipients[i] : position, status,
                     result);
     }
+
+    /* The bounce goes to the spool before the outcome that causes it. */
+    if (deliver->dsn != NULL && recipients != NULL)
+        deliver_bounce(conn, job, client, one, recipients, outcomes);
     if (sp_queue_record(deliver->deps.queue, job->id, outcomes, job->count,
                         deliver_recorded, NULL, &err) != SP_OK)
         sp_log_error("record queue_id=%s error=\"%s\"", job->id, err.text);
@@ -1277,6 +1317,13 @@ daemon_deliver_queued(struct daemon_deliver *deliver, const sp_queue_info *info)
     deliver_add(deliver, info, now_ms());
 }
 
+/* A bounce the spool took (daemon_queued_fn). */
+static void
+deliver_queued_info(void *arg, const sp_queue_info *info)
+{
+    daemon_deliver_queued(arg, info);
+}
+
 /*
  * The default limits and policy of destinations, from the settings;
  * SP_ESYNTAX naming the setting that is wrong.
@@ -1412,6 +1459,11 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
     sp_free(rules);
     if (rc == SP_OK)
         rc = deliver_tls_contexts(deliver, config, err);
+    if (rc == SP_OK && config->delivery_bounce_messages &&
+        (deliver->dsn =
+             daemon_dsn_new(deps->queue, deps->mailbox, deps->hostname,
+                            deliver_queued_info, deliver)) == NULL)
+        rc = sp_err_set(err, SP_ENOMEM, "out of memory");
     if (rc == SP_OK && sp_sched_groups_by_mx(deliver->sched) &&
         (deliver->groups = daemon_mxgroups_new(deliver->sched, deps->resolver,
                                                deliver_place, deliver)) == NULL)
@@ -1455,6 +1507,7 @@ daemon_deliver_stop(struct daemon_deliver *deliver)
         conn_free(conn);
     }
     daemon_mxgroups_free(deliver->groups);
+    daemon_dsn_free(deliver->dsn);
     if (deliver->kick != NULL)
         event_free(deliver->kick);
     if (deliver->timer != NULL)

@@ -310,6 +310,7 @@ start_smtp(struct daemon *daemon)
                 .queue = daemon->queue,
                 .resolver = daemon->resolver,
                 .hostname = daemon->hostname,
+                .mailbox = &daemon->mailbox,
             },
             &daemon->deliver, &err) != SP_OK)
         sp_log_fatal(err.code == SP_ESYNTAX ? 2 : 3, "startup error=\"%s\"",

@@ -16,8 +16,8 @@
 
   Attributes, safe to read while it runs:
       messages     [dict(time, session, sender, rcpts, data, tls, peer)]
-                   accepted; tls: the session ran over TLS; peer: the
-                   client's address
+                   accepted; sender "<>" for the null reverse-path; tls:
+                   the session ran over TLS; peer: the client's address
       arrivals     every DATA seen, accepted or not: [dict(time, ...)]
       opened       connections opened so far
       sessions     distinct connections that carried a MAIL command

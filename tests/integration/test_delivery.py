@@ -11,6 +11,9 @@ tests (tests/integration/receiver.py) on loopback addresses.
 - a 4xx is retried on the retry schedule and then delivered; a 5xx for
   one recipient bounces it with its class while the other is delivered;
   a connection dropped during DATA is retried;
+- a bounced recipient's sender gets a bounce message (RFC 3464) with the
+  status, the receiver's reply and the original header section; a
+  message from the null sender bounces without one;
 - a destination that cannot be reached keeps its recipients pending, with
   their attempts and the last reason shown by "sealpost queue list", until
   the lifetime counted from acceptance runs out, and then they expire;
@@ -22,6 +25,7 @@ tests (tests/integration/receiver.py) on loopback addresses.
 - killed with SIGKILL while delivering and restarted, nothing is lost and
   duplicates are at most the deliveries in flight at the kill.
 """
+import email
 import re
 import signal
 import smtplib
@@ -137,7 +141,9 @@ def test_mx_by_preference_null_mx_and_missing_domain(tmp_path):
         server = Sealpostd(
             tmp_path, f"resolver = {dns.server()}\n"
             f"delivery_port = {port}\n"
-            "delivery_connect_timeout = 5s\n")
+            "delivery_connect_timeout = 5s\n"
+            # the sender's domain has no server here to bounce to
+            "delivery_bounce_messages = no\n")
         with server:
             submit(server, "a@example.com", ["x@two.example.org"], 1)
             submit(server, "a@example.com", ["y@nomail.example.org"], 2)
@@ -181,12 +187,13 @@ def test_retry_bounce_and_dropped_connection(tmp_path):
             submit(server, "a@example.com", ["two@example.org"], 2)
             submit(server, "a@example.com",
                    ["good@example.org", "bad@example.org"], 3)
-            assert len(rcv.wait(3, timeout=40)) == 3, server.log()
+            # three messages, and the bounce for bad@ to the sender
+            assert len(rcv.wait(4, timeout=40)) == 4, server.log()
             assert wait_empty(server), server.log()
             log = server.log()
 
     subjects = sorted(re.search(rb"Subject: (.*)\r\n", m["data"]).group(1)
-                      for m in rcv.messages)
+                      for m in rcv.messages if m["sender"] != "<>")
     assert subjects == [b"test 1", b"test 2", b"test 3"]
     third = next(m for m in rcv.messages if b"test 3" in m["data"])
     assert third["rcpts"] == ["good@example.org"]
@@ -205,7 +212,9 @@ def test_unreachable_destination_retries_then_expires(tmp_path):
     server = Sealpostd(
         tmp_path, f"delivery_smarthost = 127.0.0.1:{closed}\n"
         "delivery_retry_schedule = 1s\n"
-        "queue_max_lifetime = 6s\n")
+        "queue_max_lifetime = 6s\n"
+        # the bounce would wait for the same dead server
+        "delivery_bounce_messages = no\n")
     with server:
         accepted = time.monotonic()
         submit(server, "a@example.com", ["p@example.org", "q@example.net"], 1)
@@ -234,6 +243,51 @@ def test_unreachable_destination_retries_then_expires(tmp_path):
     assert all("code=451" in line for line in expired)
     # expired by the lifetime counted from acceptance, not from a retry
     assert 5 <= gone < 15, (gone, log)
+
+
+def test_bounce_message_goes_back_to_the_sender(tmp_path):
+    port = free_port()
+
+    def rcpt(address):
+        return "550 5.1.1 no such user here" if address.startswith(
+            "bad") else None
+
+    with Receiver("127.0.0.1", port, rcpt=rcpt) as rcv:
+        server = Sealpostd(tmp_path,
+                           f"delivery_smarthost = 127.0.0.1:{port}\n")
+        with server:
+            submit(server, "a@example.com",
+                   ["good@example.org", "bad@example.org"], 7)
+            # A bounce is never bounced: nothing goes back for <>.
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+                smtp.sendmail("", ["bad2@example.org"],
+                              message("a@example.com", "bad2@example.org", 8))
+            assert len(rcv.wait(2, timeout=30)) == 2, server.log()
+            assert wait_empty(server), server.log()
+            time.sleep(0.5)  # a wrong second bounce would arrive by now
+            log = server.log()
+
+    (original,) = [m for m in rcv.messages if m["sender"] != "<>"]
+    (bounce,) = [m for m in rcv.messages if m["sender"] == "<>"]
+    assert original["rcpts"] == ["good@example.org"]
+    assert bounce["rcpts"] == ["a@example.com"]
+    assert len(re.findall(r"bounce queue_id=\S+ for=", log)) == 1, log
+
+    report = email.message_from_bytes(bounce["data"])
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    assert report["Auto-Submitted"] == "auto-replied"
+    text, status, headers = report.get_payload()
+    assert "bad@example.org" in text.get_payload()
+    assert status.get_content_type() == "message/delivery-status"
+    per_message, per_recipient = status.get_payload()
+    assert per_message["Reporting-MTA"].startswith("dns; ")
+    assert per_recipient["Final-Recipient"] == "rfc822; bad@example.org"
+    assert per_recipient["Action"] == "failed"
+    assert per_recipient["Status"] == "5.1.1"
+    assert "550 5.1.1 no such user here" in per_recipient["Diagnostic-Code"]
+    assert headers.get_content_type() == "text/rfc822-headers"
+    assert "Subject: test 7" in headers.get_payload()
 
 
 def test_throttle_holds_connections_and_rate(tmp_path):

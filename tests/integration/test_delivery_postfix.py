@@ -27,9 +27,13 @@ them, one of them with an 8-bit UTF-8 body, one of about 1 MB.  Proved:
   it: delivered at the first attempt (over TLS, for Postfix), deferred
   once and then delivered for the 451 and the dropped connection, bounced
   with class=invalid_recipient and 5.1.1 for the unknown users;
+- the sender gets one bounce message per message with a refused
+  recipient, in its own Maildir at Postfix, naming each refused
+  recipient with Action: failed and Status: 5.1.1;
 - afterwards sealpost's spool is empty and Postfix's queue holds nothing.
 """
 import collections
+import email
 import email.utils
 import re
 import smtplib
@@ -54,7 +58,8 @@ UNKNOWN = "nobody@three.example.net"
 RETRY, DROP = "r@retry.example.org", "d@drop.example.org"
 REJECT_OK, REJECT_BAD = "ok@reject.example.org", "nobody@reject.example.org"
 
-MX = [(domain, "mx.example.net", 10) for domain in POSTFIX_DOMAINS] + [
+MX = [(domain, "mx.example.net", 10)
+      for domain in POSTFIX_DOMAINS + ["example.com"]] + [
     ("retry.example.org", "mx-retry.example.org", 10),
     ("reject.example.org", "mx-reject.example.org", 10),
     ("drop.example.org", "mx-drop.example.org", 10),
@@ -181,9 +186,9 @@ def test_delivery_to_postfix_and_scripted_receivers(tmp_path):
                  else None)
     drop = dict(data=lambda envelope, seen: "drop" if seen == 0 else None)
     with Dnsmasq({"ready.example.net": "ok"},
-                 local_zones=["example.net", "example.org"], mx=MX,
-                 hosts=HOSTS) as dns, \
-            Postfix("127.0.0.2", port, MAILBOXES) as postfix, \
+                 local_zones=["example.net", "example.org", "example.com"],
+                 mx=MX, hosts=HOSTS) as dns, \
+            Postfix("127.0.0.2", port, MAILBOXES + [SENDER]) as postfix, \
             Receiver("127.0.0.3", port, **retry) as retrying, \
             Receiver("127.0.0.4", port, **reject) as rejecting, \
             Receiver("127.0.0.5", port, **drop) as dropping:
@@ -195,8 +200,11 @@ def test_delivery_to_postfix_and_scripted_receivers(tmp_path):
             sent = submit(server)
             for_postfix = [(rcpt, data) for _, rcpts, data in sent
                            for rcpt in rcpts if rcpt in MAILBOXES]
-            assert len(postfix.wait(len(for_postfix))) == \
-                len(for_postfix), (server.log(), postfix.log())
+            bounced = [queue_id for queue_id, rcpts, _ in sent
+                       if UNKNOWN in rcpts or REJECT_BAD in rcpts]
+            everything = len(for_postfix) + len(bounced)
+            assert len(postfix.wait(everything)) == everything, \
+                (server.log(), postfix.log())
             for receiver, count in ((retrying, 2), (dropping, 2),
                                     (rejecting, 1)):
                 assert len(receiver.wait(count)) == count, server.log()
@@ -213,9 +221,13 @@ def test_delivery_to_postfix_and_scripted_receivers(tmp_path):
     # Every message for Postfix in its Maildir once, bytes intact.
     want = {(rcpt, message_id(data)): data for rcpt, data in for_postfix}
     got = collections.Counter()
-    delivered = []
+    delivered, bounces = [], []
     for mailbox, raw in maildir:
         added, rest = postfix_fields(crlf(raw))
+        if mailbox == SENDER:
+            assert added[b"Return-Path"] == b"<>"
+            bounces.append(email.message_from_bytes(rest))
+            continue
         assert added[b"Return-Path"] == f"<{SENDER}>".encode()
         assert added[b"Delivered-To"] == mailbox.encode()
         key = (mailbox, message_id(rest))
@@ -224,6 +236,22 @@ def test_delivery_to_postfix_and_scripted_receivers(tmp_path):
         got[key] += 1
         delivered.append(crlf(raw))
     assert got == collections.Counter(want.keys()), postfix_log
+
+    # One bounce to the sender per message with a refused recipient,
+    # naming it with its status.
+    assert len(bounces) == len(bounced), postfix_log
+    failed = []
+    for bounce in bounces:
+        assert bounce.get_content_type() == "multipart/report"
+        _, status, headers = bounce.get_payload()
+        for recipient in status.get_payload()[1:]:
+            assert recipient["Action"] == "failed"
+            assert recipient["Status"] == "5.1.1"
+            failed.append(recipient["Final-Recipient"])
+        assert f"From: Bank <{SENDER}>" in headers.get_payload()
+    assert sorted(failed) == sorted(
+        f"rfc822; {rcpt}" for _, rcpts, _ in sent for rcpt in rcpts
+        if rcpt in (UNKNOWN, REJECT_BAD))
     assert any(b"\xc3\xbc" in m for m in delivered)
     assert max(len(m) for m in delivered) > 1000000
 
@@ -275,7 +303,8 @@ def test_delivery_to_postfix_and_scripted_receivers(tmp_path):
     lines = collections.defaultdict(list)
     for line in deliveries(server):
         found = fields(line)
-        lines[(found["queue_id"], found["rcpt"][1:-1])].append(found)
+        if found["rcpt"] != f"<{SENDER}>":  # the bounces' own deliveries
+            lines[(found["queue_id"], found["rcpt"][1:-1])].append(found)
     assert set(lines) == {(queue_id, rcpt) for queue_id, rcpts, _ in sent
                           for rcpt in rcpts}, log
     for (queue_id, rcpt), attempts in lines.items():
