@@ -993,7 +993,7 @@ conn_on_addresses(void *arg, const sp_dns_addr_answer *answer)
     }
     conn->addr_index = 0;
     if (!conn_connect(conn))
-        conn_fail(conn, "out of memory");
+        conn_fail(conn, "cannot open a connection (the log says why)");
 }
 
 /* Find the current host's addresses (at once for an address literal). */
@@ -1013,7 +1013,7 @@ conn_resolve_host(struct out_conn *conn)
         addr->family = strchr(host->name, ':') ? 6 : 4;
         conn->addr_count = 1;
         if (!conn_connect(conn))
-            conn_fail(conn, "out of memory");
+            conn_fail(conn, "cannot open a connection (the log says why)");
         return;
     }
     conn->lookups = 2;

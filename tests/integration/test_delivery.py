@@ -5,6 +5,7 @@ tests (tests/integration/receiver.py) on loopback addresses.
 - through a smart host, every message arrives once, signed: each DKIM
   signature passes dkimpy against the published records, the body is
   byte-identical, and the spool is empty afterwards;
+- over IPv6 to [::1];
 - by MX (a dnsmasq server owns example.org): the hosts are tried in order
   of preference, a dead first MX is passed over, a null MX and a domain
   that does not exist bounce at once, with the reason in the log;
@@ -131,6 +132,19 @@ MX = [
     ("nomail.example.org", ".", 0),
 ]
 HOSTS = [("dead.example.org", "127.0.0.2"), ("live.example.org", "127.0.0.3")]
+
+
+def test_delivery_over_ipv6(tmp_path):
+    port = free_port()
+    with Receiver("::1", port) as rcv:
+        server = Sealpostd(tmp_path, f"delivery_smarthost = [::1]:{port}\n")
+        with server:
+            submit(server, "a@example.com", ["six@example.org"], 1)
+            assert len(rcv.wait(1)) == 1, server.log()
+            assert wait_empty(server), server.log()
+    assert rcv.messages[0]["peer"] == "::1"
+    (line,) = deliveries(server, "delivered")
+    assert re.search(r"relay=\[::1\]:\d+ ", line), line
 
 
 def test_mx_by_preference_null_mx_and_missing_domain(tmp_path):
