@@ -1033,7 +1033,7 @@ conn_on_mx(void *arg, const sp_dns_mx_answer *answer)
 {
     struct out_conn *conn = arg;
     const char *domain = sp_sched_dest_route(conn->dest);
-    bool shared = strcmp(domain, sp_sched_dest_name(conn->dest)) != 0;
+    bool shared = strcasecmp(domain, sp_sched_dest_name(conn->dest)) != 0;
     char why[400];
 
     conn->lookups--;
