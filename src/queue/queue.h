@@ -50,6 +50,8 @@ typedef struct sp_queue_envelope {
     const int64_t *dkim_keys; /* store ids of the DKIM keys that signed
                                  the message (sp_queue_key_count) */
     size_t dkim_key_count;
+    const char *event; /* an event (JSON) stored in the same commit, for
+                          sp_queue_events_take; NULL for none */
 } sp_queue_envelope;
 
 /* States of a message in the spool. */
@@ -163,6 +165,8 @@ typedef struct sp_queue_outcome {
     sp_queue_rcpt_state state; /* DELIVERED, FAILED, or PENDING again */
     int64_t next_try_ms;       /* PENDING: when to try again */
     const char *reply;         /* the reply or verdict, copied */
+    const char *event;         /* an event (JSON) stored in the same
+                                  commit, copied; NULL for none */
 } sp_queue_outcome;
 
 /*
@@ -189,6 +193,21 @@ typedef void (*sp_queue_recorded_fn)(void *arg, int rc, const char *id,
 int sp_queue_record(sp_queue *queue, const char *id,
                     const sp_queue_outcome *outcomes, size_t count,
                     sp_queue_recorded_fn done, void *arg, sp_error *err);
+
+/*
+ * Events stored with submissions and outcomes, in the order they were
+ * committed: the oldest up to max, each through each(arg, seq, text),
+ * where seq orders them.  They stay until sp_queue_events_forget, so a
+ * crash between taking and storing them elsewhere loses none (the next
+ * take gives them again).  SP_EIO, SP_ENOMEM.
+ */
+int sp_queue_events_take(sp_queue *queue, size_t max,
+                         void (*each)(void *arg, int64_t seq,
+                                      const char *event),
+                         void *arg, sp_error *err);
+
+/* Forget the events up to seq, once they are kept elsewhere.  SP_EIO. */
+int sp_queue_events_forget(sp_queue *queue, int64_t seq, sp_error *err);
 
 /*
  * Remove a message for good (durable when this returns).  read and

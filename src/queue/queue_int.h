@@ -60,6 +60,7 @@ typedef struct queue__item {
     size_t recipient_count;
     const char *client_ip;    /* in this allocation */
     const char *identity;     /* in this allocation */
+    const char *event;        /* in this allocation, or NULL */
     const int64_t *dkim_keys; /* in this allocation */
     size_t dkim_key_count;
     const void *data;      /* in this allocation, len bytes */
@@ -257,6 +258,12 @@ int queue__db_read(queue__db *db, uint64_t number,
                    void *arg, sp_buf *data, sp_error *err);
 int queue__db_delete(queue__db *db, uint64_t number, sp_error *err);
 int queue__db_count(queue__db *db, uint64_t *count, sp_error *err);
+
+/* See sp_queue_events_take and sp_queue_events_forget. */
+int queue__db_events(queue__db *db, size_t max,
+                     void (*each)(void *arg, int64_t seq, const char *event),
+                     void *arg, sp_error *err);
+int queue__db_events_forget(queue__db *db, int64_t seq, sp_error *err);
 int queue__db_key_count(queue__db *db, int64_t key, uint64_t *count,
                         sp_error *err);
 

@@ -371,6 +371,8 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     char *at;
 
     size += strlen(envelope->sender) + strlen(client_ip) + strlen(identity) + 3;
+    if (envelope->event != NULL)
+        size += strlen(envelope->event) + 1;
     for (size_t i = 0; i < n; i++)
         size += strlen(envelope->recipients[i]) + 1;
     item = sp_malloc(size);
@@ -387,6 +389,8 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     item->sender = spool_put(&at, envelope->sender, strlen(envelope->sender));
     item->client_ip = spool_put(&at, client_ip, strlen(client_ip));
     item->identity = spool_put(&at, identity, strlen(identity));
+    if (envelope->event != NULL)
+        item->event = spool_put(&at, envelope->event, strlen(envelope->event));
     for (size_t i = 0; i < n; i++)
         recipients[i] = spool_put(&at, envelope->recipients[i],
                                   strlen(envelope->recipients[i]));
@@ -571,8 +575,11 @@ spool_copy_record(const sp_queue_outcome *outcomes, size_t count)
     queue__item *item;
     char *at;
 
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         size += strlen(outcomes[i].reply ? outcomes[i].reply : "") + 1;
+        if (outcomes[i].event != NULL)
+            size += strlen(outcomes[i].event) + 1;
+    }
     item = sp_malloc(size);
     if (item == NULL)
         return NULL;
@@ -584,6 +591,9 @@ spool_copy_record(const sp_queue_outcome *outcomes, size_t count)
 
         copies[i] = outcomes[i];
         copies[i].reply = spool_put(&at, reply, strlen(reply));
+        if (outcomes[i].event != NULL)
+            copies[i].event =
+                spool_put(&at, outcomes[i].event, strlen(outcomes[i].event));
     }
     item->kind = QUEUE_ITEM_RECORD;
     item->outcomes = copies;
@@ -691,6 +701,30 @@ sp_queue_delete(sp_queue *queue, const char *id, sp_error *err)
     pthread_mutex_unlock(&queue->reader_lock);
     if (rc == SP_ELIMIT)
         rc = err->code = SP_EIO;
+    return rc;
+}
+
+int
+sp_queue_events_take(sp_queue *queue, size_t max,
+                     void (*each)(void *arg, int64_t seq, const char *event),
+                     void *arg, sp_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&queue->reader_lock);
+    rc = queue__db_events(queue->reader, max, each, arg, err);
+    pthread_mutex_unlock(&queue->reader_lock);
+    return rc;
+}
+
+int
+sp_queue_events_forget(sp_queue *queue, int64_t seq, sp_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&queue->reader_lock);
+    rc = queue__db_events_forget(queue->reader, seq, err);
+    pthread_mutex_unlock(&queue->reader_lock);
     return rc;
 }
 

@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DB_SCHEMA_VERSION  3
+#define DB_SCHEMA_VERSION  4
 #define DB_BUSY_MS         10000
 #define DB_WAL_LIMIT_BYTES (64 << 20) /* WAL cut back to this after use */
 #define DB_PAGE_BYTES      16384      /* page size of a new spool */
@@ -82,6 +82,14 @@ static const char db_schema_3[] =
     " DEFAULT 0;"
     "ALTER TABLE recipients ADD COLUMN reply TEXT NOT NULL DEFAULT '';";
 
+/*
+ * Version 4: events committed with the submissions and outcomes they
+ * describe, kept until the event store has them (an outbox).
+ */
+static const char db_schema_4[] = "CREATE TABLE events ("
+                                  " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                  " event TEXT NOT NULL);";
+
 /* Message rows are read with the same column order everywhere. */
 #define DB_MESSAGE_COLUMNS                                                     \
     "id, created_ms, state, sender, client_ip, identity, size"
@@ -96,6 +104,7 @@ struct queue__db {
     sqlite3_stmt *update_recipient; /* writer only: record an outcome */
     sqlite3_stmt *count_pending;    /* writer only: recipients pending */
     sqlite3_stmt *delete_rows[4];   /* writer only: a finished message */
+    sqlite3_stmt *insert_event;     /* writer only */
     sqlite3_stmt *select_message;   /* one message by id */
     sqlite3_stmt *select_recipients;
     void (*hook)(void *arg, int pages); /* after each commit, or NULL */
@@ -185,8 +194,10 @@ db_schema(queue__db *db, sp_error *err)
         rc = db_exec(db, db_schema_2, err, "upgrading the schema");
     if (rc == SP_OK && version < 3)
         rc = db_exec(db, db_schema_3, err, "upgrading the schema");
+    if (rc == SP_OK && version < 4)
+        rc = db_exec(db, db_schema_4, err, "upgrading the schema");
     if (rc == SP_OK && version < DB_SCHEMA_VERSION)
-        rc = db_exec(db, "PRAGMA user_version = 3", err, "creating the schema");
+        rc = db_exec(db, "PRAGMA user_version = 4", err, "creating the schema");
     if (rc == SP_OK)
         rc = db_exec(db, "COMMIT", err, "creating the schema");
     if (rc != SP_OK)
@@ -252,6 +263,9 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
                         &db->count_pending, err);
     for (size_t i = 0; rc == SP_OK && i < 4; i++)
         rc = db_prepare(db, db_delete_sql[i], &db->delete_rows[i], err);
+    if (rc == SP_OK)
+        rc = db_prepare(db, "INSERT INTO events (event) VALUES (?)",
+                        &db->insert_event, err);
     return rc;
 }
 
@@ -337,6 +351,7 @@ queue__db_close(queue__db *db)
     sqlite3_finalize(db->count_pending);
     for (size_t i = 0; i < 4; i++)
         sqlite3_finalize(db->delete_rows[i]);
+    sqlite3_finalize(db->insert_event);
     sqlite3_finalize(db->select_message);
     sqlite3_finalize(db->select_recipients);
     sqlite3_close(db->sql);
@@ -427,6 +442,14 @@ db_step(sqlite3_stmt *stmt)
     return step;
 }
 
+/* Add an event to the outbox; SQLITE_DONE or the failing step. */
+static int
+db_add_event(queue__db *db, const char *event)
+{
+    sqlite3_bind_text(db->insert_event, 1, event, -1, SQLITE_STATIC);
+    return db_step(db->insert_event);
+}
+
 /*
  * Insert one message's rows.  SQLITE_CONSTRAINT on the first means its id
  * is in the spool already: that statement alone is undone, and the rest
@@ -464,6 +487,9 @@ db_insert(queue__db *db, const queue__item *item)
         if ((step = db_step(stmt)) != SQLITE_DONE)
             return step == SQLITE_CONSTRAINT ? SQLITE_ERROR : step;
     }
+    if (item->event != NULL &&
+        (step = db_add_event(db, item->event)) != SQLITE_DONE)
+        return step;
     stmt = db->insert_body;
     sqlite3_bind_int64(stmt, 1, id);
     sqlite3_bind_blob64(stmt, 2, item->data, item->len, SQLITE_STATIC);
@@ -520,6 +546,9 @@ db_record(queue__db *db, queue__item *item)
         sqlite3_bind_int64(stmt, 4, id);
         sqlite3_bind_int64(stmt, 5, (sqlite3_int64)outcome->position);
         if ((step = db_step(stmt)) != SQLITE_DONE)
+            return step;
+        if (outcome->event != NULL &&
+            (step = db_add_event(db, outcome->event)) != SQLITE_DONE)
             return step;
     }
 
@@ -828,4 +857,34 @@ queue__db_count(queue__db *db, uint64_t *count, sp_error *err)
         *count = (uint64_t)sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     return rc;
+}
+
+int
+queue__db_events(queue__db *db, size_t max,
+                 void (*each)(void *arg, int64_t seq, const char *event),
+                 void *arg, sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, step = SQLITE_DONE;
+
+    rc = db_prepare(db, "SELECT seq, event FROM events ORDER BY seq LIMIT ?",
+                    &stmt, err);
+    if (rc == SP_OK)
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)max);
+    while (rc == SP_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW)
+        each(arg, sqlite3_column_int64(stmt, 0), db_text(stmt, 1));
+    if (rc == SP_OK && step != SQLITE_DONE)
+        rc = db_fail(db, err, "reading events");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+queue__db_events_forget(queue__db *db, int64_t seq, sp_error *err)
+{
+    char sql[80];
+
+    snprintf(sql, sizeof(sql), "DELETE FROM events WHERE seq <= %lld",
+             (long long)seq);
+    return db_exec(db, sql, err, "forgetting events");
 }

@@ -8,6 +8,7 @@
  *
  * The schema carries a version (PRAGMA user_version), checked at open: an
  * older one is upgraded step by step, a newer one refused untouched.
+ * Events live in a database of their own (sqlite_events.c).
  */
 #include "store_int.h"
 
@@ -58,6 +59,7 @@ static const char store_schema_2[] = "CREATE TABLE apikeys ("
 
 struct store_sqlite {
     sqlite3 *db;
+    sqlite3 *events; /* data_dir/events.db (sqlite_events.c) */
 };
 
 /* Fill err from the database's last error. */
@@ -120,6 +122,7 @@ sqlite_close(void *impl)
     struct store_sqlite *self = impl;
 
     sqlite3_close(self->db);
+    sqlite3_close(self->events);
     sp_free(self);
 }
 
@@ -502,6 +505,23 @@ sqlite_apikey_revoke(void *impl, const char *name, int64_t at, sp_error *err)
     return rc;
 }
 
+static int
+sqlite_events_add(void *impl, const sp_store_event *events, size_t count,
+                  sp_error *err)
+{
+    return store__events_add(((struct store_sqlite *)impl)->events, events,
+                             count, err);
+}
+
+static int
+sqlite_events_find(void *impl, const sp_store_event_filter *filter,
+                   void (*each)(void *arg, int64_t cursor, const char *json),
+                   void *arg, sp_error *err)
+{
+    return store__events_find(((struct store_sqlite *)impl)->events, filter,
+                              each, arg, err);
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -515,6 +535,8 @@ static const struct sp_store_backend sqlite_backend = {
     .apikey_list = sqlite_apikey_list,
     .apikey_find = sqlite_apikey_find,
     .apikey_revoke = sqlite_apikey_revoke,
+    .events_add = sqlite_events_add,
+    .events_find = sqlite_events_find,
 };
 
 int
@@ -553,6 +575,8 @@ store__sqlite_open(const char *data_dir,
                      err);
     if (rc == SP_OK)
         rc = sqlite_schema(self, err);
+    if (rc == SP_OK)
+        rc = store__events_open(data_dir, &self->events, err);
     if (rc != SP_OK) {
         sqlite_close(self);
         return rc;

@@ -153,3 +153,18 @@ sp_store_apikey_revoke(sp_store *store, const char *name, int64_t at,
 {
     return store->backend->apikey_revoke(store->impl, name, at, err);
 }
+
+int
+sp_store_events_add(sp_store *store, const sp_store_event *events, size_t count,
+                    sp_error *err)
+{
+    return store->backend->events_add(store->impl, events, count, err);
+}
+
+int
+sp_store_events_find(sp_store *store, const sp_store_event_filter *filter,
+                     void (*each)(void *arg, int64_t cursor, const char *json),
+                     void *arg, sp_error *err)
+{
+    return store->backend->events_find(store->impl, filter, each, arg, err);
+}

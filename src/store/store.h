@@ -136,6 +136,48 @@ int sp_store_apikey_revoke(sp_store *store, const char *name, int64_t at,
                            sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * Events: what happened to each message and recipient, one JSON object
+ * each (events.h says what they hold).  The SQLite backend keeps them in
+ * data_dir/events.db, apart from the keys, indexed by recipient, queue
+ * id, type and time.
+ */
+
+typedef struct sp_store_event {
+    const char *id;          /* event_id: unique; a second add is ignored */
+    int64_t timestamp_ms;    /* when it happened */
+    const char *type;        /* "delivery", "bounce" ... */
+    const char *recipient;   /* or "" */
+    const char *queue_id;    /* or "" */
+    const char *campaign_id; /* or "" */
+    const char *json;        /* the whole event */
+} sp_store_event;
+
+/* Add events[0..count) in one transaction, durable when this returns. */
+int sp_store_events_add(sp_store *store, const sp_store_event *events,
+                        size_t count, sp_error *err);
+
+/* Which events sp_store_events_find gives; "" or 0 for any. */
+typedef struct sp_store_event_filter {
+    const char *type;
+    const char *recipient;
+    const char *queue_id;
+    const char *campaign_id;
+    int64_t from_ms, to_ms; /* timestamp_ms in [from_ms, to_ms) */
+    int64_t after;          /* only events stored after this cursor */
+    size_t limit;           /* at most this many; 0 for 1000 */
+} sp_store_event_filter;
+
+/*
+ * The events filter lets through, in the order they were stored, each
+ * through each(arg, cursor, json); the last cursor given is where the next
+ * page starts (filter.after).
+ */
+int sp_store_events_find(sp_store *store, const sp_store_event_filter *filter,
+                         void (*each)(void *arg, int64_t cursor,
+                                      const char *json),
+                         void *arg, sp_error *err);
+
+/* ------------------------------------------------------------------------
  * The table every backend fills (store.c, sqlite.c).
  */
 struct sp_store_backend {
@@ -157,6 +199,12 @@ struct sp_store_backend {
                        sp_store_apikey *out, sp_error *err);
     int (*apikey_revoke)(void *impl, const char *name, int64_t at,
                          sp_error *err);
+    int (*events_add)(void *impl, const sp_store_event *events, size_t count,
+                      sp_error *err);
+    int (*events_find)(void *impl, const sp_store_event_filter *filter,
+                       void (*each)(void *arg, int64_t cursor,
+                                    const char *json),
+                       void *arg, sp_error *err);
 };
 
 #endif /* SP_STORE_H */

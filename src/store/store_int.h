@@ -14,4 +14,19 @@ int store__sqlite_open(const char *data_dir,
                        const struct sp_store_backend **backend, void **impl,
                        sp_error *err);
 
+/* The event database of the SQLite backend (sqlite_events.c). */
+struct sqlite3;
+
+/* Open (creating) data_dir/events.db and its schema. */
+int store__events_open(const char *data_dir, struct sqlite3 **out,
+                       sp_error *err);
+
+/* See sp_store_events_add and sp_store_events_find. */
+int store__events_add(struct sqlite3 *db, const sp_store_event *events,
+                      size_t count, sp_error *err);
+int store__events_find(struct sqlite3 *db, const sp_store_event_filter *filter,
+                       void (*each)(void *arg, int64_t cursor,
+                                    const char *json),
+                       void *arg, sp_error *err);
+
 #endif /* SP_STORE_INT_H */

@@ -5,7 +5,8 @@
  * opener reads and deletes while the writer works, storage errors fail
  * only their group, and every allocation failure is reported.  Delivery
  * outcomes are recorded per recipient, survive a reopen, and remove the
- * message with its last pending recipient.
+ * message with its last pending recipient.  Events committed with them
+ * come out in order until forgotten.
  *
  * Crash safety under SIGKILL and a full filesystem are proved by the
  * integration tests test_spool_crash.py and test_spool_full.py.
@@ -961,6 +962,91 @@ outcomes_are_recorded_until_the_message_is_finished(void **state)
     testlib_remove_dir(dir);
 }
 
+/* Events taken from the spool, in order. */
+struct taken {
+    int64_t last_seq;
+    char events[8][64];
+    size_t count;
+};
+
+static void
+on_event(void *arg, int64_t seq, const char *event)
+{
+    struct taken *taken = arg;
+
+    assert_true(seq > taken->last_seq);
+    assert_true(taken->count < 8);
+    taken->last_seq = seq;
+    snprintf(taken->events[taken->count++], 64, "%s", event);
+}
+
+/*
+ * Events go into the spool with the submission or outcome they describe,
+ * come out in commit order until forgotten, and a refused record stores
+ * none.
+ */
+static void
+events_are_kept_with_what_they_describe(void **state)
+{
+    sp_queue_outcome outcome = {
+        .state = SP_QUEUE_RCPT_DELIVERED,
+        .reply = "250 ok",
+        .event = "{\"type\":\"delivery\"}",
+    };
+    sp_queue_envelope envelope = {
+        .sender = "s@example.com",
+        .recipients = two_recipients,
+        .recipient_count = 1,
+        .event = "{\"type\":\"injection\"}",
+    };
+    char dir[256], id[SP_QUEUE_ID_SIZE] = "";
+    struct record record = {0};
+    struct taken taken = {0};
+    struct tally tally;
+    sp_queue *queue;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("queue", dir, sizeof(dir));
+    tally_init(&tally);
+    record.tally = &tally;
+    queue = open_queue(dir, false);
+    assert_int_equal(sp_queue_submit(queue, &envelope, "m\r\n", 3, on_done,
+                                     &record, id, &err),
+                     SP_OK);
+    tally_wait(&tally, 1);
+    assert_int_equal(record_outcomes(queue, id, &outcome, 1, NULL), SP_OK);
+    outcome.event = "{\"type\":\"lost\"}";
+    assert_int_equal(record_outcomes(queue, id, &outcome, 1, NULL),
+                     SP_ENOTFOUND);
+
+    /* After a restart, as they were committed. */
+    sp_queue_close(queue);
+    queue = open_queue(dir, true);
+    assert_int_equal(sp_queue_events_take(queue, 10, on_event, &taken, &err),
+                     SP_OK);
+    assert_int_equal(taken.count, 2);
+    assert_string_equal(taken.events[0], "{\"type\":\"injection\"}");
+    assert_string_equal(taken.events[1], "{\"type\":\"delivery\"}");
+
+    /* Forgotten up to a point, the rest stays. */
+    assert_int_equal(sp_queue_events_forget(queue, taken.last_seq - 1, &err),
+                     SP_OK);
+    memset(&taken, 0, sizeof(taken));
+    assert_int_equal(sp_queue_events_take(queue, 10, on_event, &taken, &err),
+                     SP_OK);
+    assert_int_equal(taken.count, 1);
+    assert_int_equal(sp_queue_events_forget(queue, taken.last_seq, &err),
+                     SP_OK);
+    memset(&taken, 0, sizeof(taken));
+    assert_int_equal(sp_queue_events_take(queue, 10, on_event, &taken, &err),
+                     SP_OK);
+    assert_int_equal(taken.count, 0);
+    sp_queue_close(queue);
+    tally_free(&tally);
+    testlib_remove_dir(dir);
+}
+
 /* Records the spool cannot take are refused at once, with no call. */
 static void
 bad_records_are_refused(void **state)
@@ -1062,6 +1148,7 @@ main(void)
         cmocka_unit_test(allocation_failures_are_reported),
         cmocka_unit_test(outcomes_are_recorded_until_the_message_is_finished),
         cmocka_unit_test(bad_records_are_refused),
+        cmocka_unit_test(events_are_kept_with_what_they_describe),
         cmocka_unit_test(bad_arguments_are_refused),
         cmocka_unit_test(spool_directory_is_private),
     };

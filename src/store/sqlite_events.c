@@ -1,0 +1,216 @@
+/*
+ * sqlite_events.c: the event store of the SQLite backend, in
+ * data_dir/events.db.
+ *
+ * Owns store__events_*.  Events are many and short-lived next to the
+ * keys, so they have a database of their own: its write-ahead log, its
+ * growth and (later) its pruning do not touch sealpost.db.  Each event is
+ * a row holding its JSON and the fields queries select by, indexed; the
+ * row's sequence number is the cursor of pagination and of --follow.
+ * WAL with synchronous=FULL, like the rest of the store: an add is durable
+ * when it returns.  An event id seen before is ignored, so whoever moves
+ * events here may give the same ones again after a crash.
+ */
+#include "store_int.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EVENTS_SCHEMA_VERSION 1
+#define EVENTS_BUSY_MS        5000
+#define EVENTS_DEFAULT_LIMIT  1000
+
+static const char events_schema_1[] =
+    "CREATE TABLE events ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " event_id TEXT NOT NULL UNIQUE,"
+    " ts INTEGER NOT NULL,"
+    " type TEXT NOT NULL,"
+    " recipient TEXT NOT NULL,"
+    " queue_id TEXT NOT NULL,"
+    " campaign_id TEXT NOT NULL,"
+    " body TEXT NOT NULL);"
+    "CREATE INDEX events_by_recipient ON events (recipient, seq);"
+    "CREATE INDEX events_by_queue_id ON events (queue_id, seq);"
+    "CREATE INDEX events_by_campaign ON events (campaign_id, seq);"
+    "CREATE INDEX events_by_type ON events (type, ts);"
+    "CREATE INDEX events_by_time ON events (ts);"
+    "PRAGMA user_version = 1;";
+
+static int
+events_fail(sqlite3 *db, sp_error *err, const char *doing)
+{
+    return sp_err_set(err, SP_EIO, "event store: %s: %s", doing,
+                      db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+/* Create the schema when new; refuse one from a newer sealpost. */
+static int
+events_schema(sqlite3 *db, sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int version = -1;
+
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return events_fail(db, err, "opening");
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (version < 0 || version > EVENTS_SCHEMA_VERSION) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (version < 0)
+            return events_fail(db, err, "reading the schema version");
+        return sp_err_set(err, SP_EINVAL,
+                          "event store: schema version %d is newer than "
+                          "this sealpost's (%d)",
+                          version, EVENTS_SCHEMA_VERSION);
+    }
+    if ((version == 0 &&
+         sqlite3_exec(db, events_schema_1, NULL, NULL, NULL) != SQLITE_OK) ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = events_fail(db, err, "creating the schema");
+
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return SP_OK;
+}
+
+int
+store__events_open(const char *data_dir, sqlite3 **out, sp_error *err)
+{
+    char path[4096];
+    sqlite3 *db = NULL;
+    int rc = SP_OK;
+
+    *out = NULL;
+    snprintf(path, sizeof(path), "%s/events.db", data_dir);
+    if (sqlite3_open_v2(path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK)
+        rc = events_fail(db, err, "opening");
+    if (rc == SP_OK) {
+        sqlite3_busy_timeout(db, EVENTS_BUSY_MS);
+        if (sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL; "
+                         "PRAGMA synchronous = FULL",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            rc = events_fail(db, err, "opening");
+    }
+    if (rc == SP_OK)
+        rc = events_schema(db, err);
+    if (rc != SP_OK) {
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return SP_OK;
+}
+
+int
+store__events_add(sqlite3 *db, const sp_store_event *events, size_t count,
+                  sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = SP_OK;
+
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO events (event_id, ts, type,"
+                           " recipient, queue_id, campaign_id, body)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        rc = events_fail(db, err, "adding events");
+
+    for (size_t i = 0; rc == SP_OK && i < count; i++) {
+        const sp_store_event *event = &events[i];
+
+        sqlite3_bind_text(stmt, 1, event->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, event->timestamp_ms);
+        sqlite3_bind_text(stmt, 3, event->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 4, event->recipient ? event->recipient : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, event->queue_id ? event->queue_id : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 6, event->campaign_id ? event->campaign_id : "",
+                          -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 7, event->json, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            rc = events_fail(db, err, "adding events");
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+
+    /* COMMIT returns once the log is flushed (synchronous=FULL). */
+    if (rc == SP_OK &&
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = events_fail(db, err, "adding events");
+    if (rc != SP_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* A text condition for a filter that is set: appended to sql, bound later. */
+static void
+events_where(char *sql, size_t size, const char *column, const char *value)
+{
+    size_t used = strlen(sql);
+
+    if (value != NULL && value[0] != '\0')
+        snprintf(sql + used, size - used, " AND %s = ?", column);
+}
+
+/* Bind the values of the set text filters, from index *next on. */
+static void
+events_bind(sqlite3_stmt *stmt, int *next, const char *value)
+{
+    if (value != NULL && value[0] != '\0')
+        sqlite3_bind_text(stmt, (*next)++, value, -1, SQLITE_STATIC);
+}
+
+int
+store__events_find(sqlite3 *db, const sp_store_event_filter *filter,
+                   void (*each)(void *arg, int64_t cursor, const char *json),
+                   void *arg, sp_error *err)
+{
+    char sql[512] = "SELECT seq, body FROM events WHERE seq > ?";
+    sqlite3_stmt *stmt = NULL;
+    int step = SQLITE_DONE, next = 2;
+    size_t used;
+
+    /* Only the filters that are set, so SQLite picks their index. */
+    events_where(sql, sizeof(sql), "type", filter->type);
+    events_where(sql, sizeof(sql), "recipient", filter->recipient);
+    events_where(sql, sizeof(sql), "queue_id", filter->queue_id);
+    events_where(sql, sizeof(sql), "campaign_id", filter->campaign_id);
+    used = strlen(sql);
+    snprintf(sql + used, sizeof(sql) - used, "%s%s ORDER BY seq LIMIT ?",
+             filter->from_ms ? " AND ts >= ?" : "",
+             filter->to_ms ? " AND ts < ?" : "");
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return events_fail(db, err, "reading events");
+
+    sqlite3_bind_int64(stmt, 1, filter->after);
+    events_bind(stmt, &next, filter->type);
+    events_bind(stmt, &next, filter->recipient);
+    events_bind(stmt, &next, filter->queue_id);
+    events_bind(stmt, &next, filter->campaign_id);
+    if (filter->from_ms)
+        sqlite3_bind_int64(stmt, next++, filter->from_ms);
+    if (filter->to_ms)
+        sqlite3_bind_int64(stmt, next++, filter->to_ms);
+    sqlite3_bind_int64(
+        stmt, next,
+        (sqlite3_int64)(filter->limit ? filter->limit : EVENTS_DEFAULT_LIMIT));
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+        each(arg, sqlite3_column_int64(stmt, 0),
+             (const char *)sqlite3_column_text(stmt, 1));
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return events_fail(db, err, "reading events");
+    return SP_OK;
+}
