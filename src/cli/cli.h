@@ -9,6 +9,7 @@
  *   dmarc_record.c cli_dmarc_record
  *   apikey.c    cli_apikey_create, _list, _revoke
  *   queue.c     cli_queue_list, _show, _delete
+ *   events.c    cli_events: the event store
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
@@ -76,6 +77,7 @@ int cli_apikey_revoke(const cli_globals *globals, int argc, char **argv);
 int cli_queue_list(const cli_globals *globals, int argc, char **argv);
 int cli_queue_show(const cli_globals *globals, int argc, char **argv);
 int cli_queue_delete(const cli_globals *globals, int argc, char **argv);
+int cli_events(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);

@@ -18,8 +18,8 @@
 #endif
 
 struct cli_command {
-    const char *group; /* "dkim", or NULL for a top-level command */
-    const char *name;
+    const char *group; /* "dkim", or the command of one word ("events") */
+    const char *name;  /* NULL for a command of one word */
     int (*run)(const cli_globals *globals, int argc, char **argv);
     const char *summary;
 };
@@ -32,6 +32,8 @@ static const struct cli_command commands[] = {
     {"queue", "list", cli_queue_list, "the messages in the spool"},
     {"queue", "show", cli_queue_show, "one message: envelope and bytes"},
     {"queue", "delete", cli_queue_delete, "remove messages from the spool"},
+    {"events", NULL, cli_events,
+     "what happened to the messages (--follow, --json)"},
     {"dkim", "sign", cli_dkim_sign,
      "add DKIM signatures to a message (stdin to stdout)"},
     {"dkim", "verify", cli_dkim_verify,
@@ -65,8 +67,9 @@ usage(FILE *out)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         char label[40];
 
-        snprintf(label, sizeof(label), "%s %s", commands[i].group,
-                 commands[i].name);
+        snprintf(label, sizeof(label), "%s%s%s", commands[i].group,
+                 commands[i].name ? " " : "",
+                 commands[i].name ? commands[i].name : "");
         fprintf(out, "  %-16s %s\n", label, commands[i].summary);
     }
     fprintf(out, "  version          print the version\n"
@@ -133,8 +136,11 @@ main(int argc, char **argv)
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(argv[optind], commands[i].group) != 0 ||
-            optind + 1 >= argc || strcmp(argv[optind + 1], commands[i].name))
+        if (strcmp(argv[optind], commands[i].group) != 0)
+            continue;
+        if (commands[i].name == NULL) /* a command of one word */
+            return commands[i].run(&globals, argc - optind, argv + optind);
+        if (optind + 1 >= argc || strcmp(argv[optind + 1], commands[i].name))
             continue;
         /* The command sees its name as argv[0], like a program. */
         return commands[i].run(&globals, argc - optind - 1, argv + optind + 1);

@@ -16,6 +16,7 @@
 #include "mail/mail.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -201,6 +202,39 @@ accept_stored(void *arg, int rc, const char *id, const sp_error *err)
     accept_post(arg, rc, false, id, rc == SP_OK ? "" : err->text);
 }
 
+/*
+ * The injection events of a message, one line per recipient, for the
+ * spool to commit with it; NULL when memory runs out (the message goes on
+ * without them: losing mail over an event would be worse).
+ */
+static char *
+accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
+              size_t size, const char *domain, size_t key_count)
+{
+    sp_buf lines = SP_BUF_INIT;
+    int rc = SP_OK;
+
+    for (size_t i = 0; rc == SP_OK && i < envelope->recipient_count; i++) {
+        json_t *fields = json_pack(
+            "{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "queue_id", conn->queue_id,
+            "message_id", conn->queue_id, "rcpt_to", envelope->recipients[i],
+            "msg_from", envelope->sender, "msg_size", (json_int_t)size,
+            "ip_address", conn->ip, "identity", envelope->identity);
+        char *text;
+
+        if (fields != NULL && key_count > 0)
+            json_object_set_new(fields, "dkim_domain", json_string(domain));
+        text = sp_event_text("injection", fields);
+        rc = text == NULL ? SP_ENOMEM : sp_buf_printf(&lines, "%s\n", text);
+        free(text);
+    }
+    if (rc != SP_OK) {
+        sp_buf_free(&lines);
+        return NULL;
+    }
+    return (char *)lines.data; /* the buffer's bytes, NUL-terminated */
+}
+
 /* A message on its way through the signer to the spool. */
 struct accept_job {
     struct smtp_conn *conn;
@@ -229,6 +263,7 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
         .dkim_key_count = key_count,
     };
     sp_buf whole = SP_BUF_INIT;
+    char *events = NULL;
     sp_error err;
 
     /* A key limited to domains: the author's domain too, not only the
@@ -245,6 +280,9 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
             rc = sp_buf_append(&whole, job->message.data, job->message.len);
         conn->size = whole.len;
         if (rc == SP_OK)
+            spool.event = events =
+                accept_events(conn, envelope, whole.len, domain, key_count);
+        if (rc == SP_OK)
             rc = sp_queue_submit(conn->smtp->deps.queue, &spool, whole.data,
                                  whole.len, accept_stored, conn, conn->queue_id,
                                  &err);
@@ -254,6 +292,7 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
             accept_stored(conn, rc, conn->queue_id, &err);
     }
     sp_buf_free(&whole);
+    sp_free(events);
     sp_buf_free(&job->message);
     sp_free(job);
 }

@@ -12,6 +12,7 @@
  *   deliver.c     daemon_deliver_*: delivery to the recipients' servers
  *   mxgroup.c     daemon_mxgroups_*: destinations chosen by MX host
  *   dsn.c         daemon_dsn_*: bounce messages to senders (RFC 3464)
+ *   event_pump.c  daemon_event_pump_*: events from the spool to the store
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -268,6 +269,20 @@ void daemon_mxgroups_place(struct daemon_mxgroups *groups, const char *domain,
 
 /* Forget everything, cancelling lookups; jobs still waiting are freed. */
 void daemon_mxgroups_free(struct daemon_mxgroups *groups);
+
+/* ------------------------------------------------------------------------
+ * Events: moved from the spool, where they are committed with what they
+ * describe, to the event store, on a thread of their own.
+ */
+
+struct daemon_event_pump;
+
+/* Start moving the events of data_dir's spool; NULL with err on failure. */
+struct daemon_event_pump *daemon_event_pump_start(const char *data_dir,
+                                                  sp_error *err);
+
+/* Move what is left (after the spool's writer has stopped), then stop. */
+void daemon_event_pump_stop(struct daemon_event_pump *pump);
 
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {

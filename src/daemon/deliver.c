@@ -124,6 +124,7 @@ struct out_conn {
     const char **recipients;    /* into strings, job->count of them */
     const char *sender;         /* into strings */
     int64_t created_ms;         /* when the message was accepted */
+    uint64_t size;              /* octets of the message */
     sp_smtp_client_message msg; /* what was sent */
 };
 
@@ -241,6 +242,61 @@ deliver_bounce(const struct out_conn *conn, const sp_sched_job *job,
     sp_free(failed);
 }
 
+/* The event type of a delivery status in the log. */
+static const char *
+deliver_event_type(const char *status)
+{
+    if (strcmp(status, "delivered") == 0)
+        return "delivery";
+    if (strcmp(status, "deferred") == 0)
+        return "delay";
+    if (strcmp(status, "bounced") == 0)
+        return "bounce";
+    return "expired";
+}
+
+/*
+ * The event of one recipient's outcome (doc/events.md); NULL when memory
+ * runs out.  The connection's TLS and addresses when it got that far.
+ */
+static char *
+deliver_event(const struct out_conn *conn, const sp_sched_job *job,
+              const char *recipient, const char *status,
+              const sp_smtp_client_result *result)
+{
+    json_t *fields = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:I}", "queue_id",
+        job->id, "message_id", job->id, "rcpt_to", recipient, "msg_from",
+        conn->sender ? conn->sender : "", "msg_size", (json_int_t)conn->size,
+        "routing_domain", sp_sched_dest_name(job->dest), "error_code",
+        result->code, "enhanced_code", result->enhanced, "raw_reason",
+        result->text, "num_retries", (json_int_t)job->attempts);
+
+    if (fields == NULL)
+        return NULL;
+    if (strcmp(status, "delivered") != 0)
+        json_object_set_new(fields, "bounce_class",
+                            json_string(sp_smtp_class_name(result->class)));
+    if (conn->peer[0] != '\0' && !result->local) {
+        SSL *ssl = conn->tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
+        json_object_set_new(fields, "mx_host",
+                            json_string(conn->hosts[conn->host_index].name));
+        json_object_set_new(fields, "mx_ip", json_string(conn->peer));
+        json_object_set_new(
+            fields, "tls",
+            json_string(conn->tls ? (conn->verified ? "verified" : "yes")
+                                  : "no"));
+        if (ssl != NULL) {
+            json_object_set_new(fields, "tls_version",
+                                json_string(SSL_get_version(ssl)));
+            json_object_set_new(fields, "tls_cipher",
+                                json_string(SSL_get_cipher_name(ssl)));
+        }
+    }
+    return sp_event_text(deliver_event_type(status), fields);
+}
+
 /*
  * Record a job's attempt: the client's result for each recipient, or
  * (client NULL) the same result one for all.  Recipients still pending go
@@ -297,6 +353,8 @@ deliver_outcome(struct out_conn *conn, sp_sched_job *job,
         snprintf(position, sizeof(position), "#%zu", job->positions[i]);
         deliver_log(conn, job, recipients ? recipients[i] : position, status,
                     result);
+        outcomes[i].event = deliver_event(
+            conn, job, recipients ? recipients[i] : position, status, result);
     }
 
     /* The bounce goes to the spool before the outcome that causes it. */
@@ -307,9 +365,11 @@ deliver_outcome(struct out_conn *conn, sp_sched_job *job,
         sp_log_error("record queue_id=%s error=\"%s\"", job->id, err.text);
 
     /* Keep the pending ones, in place, for the next try. */
-    for (size_t i = 0; i < job->count; i++)
+    for (size_t i = 0; i < job->count; i++) {
         if (outcomes[i].state == SP_QUEUE_RCPT_PENDING)
             job->positions[pending++] = job->positions[i];
+        free((char *)outcomes[i].event);
+    }
     sp_free(outcomes);
     sp_free(replies);
     if (pending == 0) {
@@ -550,6 +610,7 @@ conn_take_info(void *arg, const sp_queue_info *info)
     const char *next;
 
     conn->created_ms = info->created_ms;
+    conn->size = info->size;
     sp_buf_reset(&conn->strings);
     if (sp_buf_append(&conn->strings, info->sender, strlen(info->sender) + 1))
         return;

@@ -49,13 +49,14 @@ struct daemon {
     sp_events *events;
     sp_dns_resolver *resolver;
     struct daemon_dkim dkim;
-    sp_queue *queue;                /* the spool */
-    struct daemon_signer *signer;   /* DKIM signing threads */
-    struct event *tally_timer;      /* writes the signer's tally */
-    struct daemon_mailbox mailbox;  /* answers from the spool's thread */
-    struct daemon_smtp *smtp;       /* the submission server */
-    struct daemon_deliver *deliver; /* delivery to recipients' servers */
-    char hostname[256];             /* smtp_hostname, or the host's */
+    sp_queue *queue;                       /* the spool */
+    struct daemon_signer *signer;          /* DKIM signing threads */
+    struct event *tally_timer;             /* writes the signer's tally */
+    struct daemon_mailbox mailbox;         /* answers from the spool's thread */
+    struct daemon_smtp *smtp;              /* the submission server */
+    struct daemon_deliver *deliver;        /* delivery to recipients' servers */
+    struct daemon_event_pump *events_pump; /* spool events to the store */
+    char hostname[256];                    /* smtp_hostname, or the host's */
 };
 
 static void
@@ -284,6 +285,8 @@ start_smtp(struct daemon *daemon)
 
     snprintf(spool, sizeof(spool), "%s/spool", config->data_dir);
     if (sp_queue_open(spool, &options, &daemon->queue, &err) != SP_OK ||
+        (daemon->events_pump =
+             daemon_event_pump_start(config->data_dir, &err)) == NULL ||
         daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK ||
         daemon_signer_start(config, daemon->keys, &daemon->signer, &err) !=
             SP_OK)
@@ -368,6 +371,7 @@ shutdown_daemon(struct daemon *daemon)
     event_free(daemon->tally_timer);
     daemon_signer_stop(daemon->signer, sp_keys_store(daemon->keys));
     sp_queue_close(daemon->queue);
+    daemon_event_pump_stop(daemon->events_pump);
     daemon_mailbox_free(&daemon->mailbox);
     daemon_dkim_stop(&daemon->dkim);
     event_free(daemon->dkim_timer);

@@ -74,11 +74,42 @@ events_timestamp(char text[40])
     snprintf(text, 40, "%s.%03dZ", seconds, (int)(now.tv_nsec / 1000000));
 }
 
+char *
+sp_event_text(const char *type, json_t *fields)
+{
+    char id[33], when[40];
+    char *text;
+
+    if (fields == NULL || !json_is_object(fields)) {
+        json_decref(fields);
+        return NULL;
+    }
+    events_id(id);
+    events_timestamp(when);
+    json_object_set_new(fields, "event_id", json_string(id));
+    json_object_set_new(fields, "type", json_string(type));
+    json_object_set_new(fields, "timestamp", json_string(when));
+    text = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(fields);
+    return text;
+}
+
+int64_t
+sp_event_time_ms(const char *timestamp)
+{
+    struct tm utc = {0};
+    const char *rest = strptime(timestamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    int ms = 0;
+
+    if (rest == NULL || sscanf(rest, ".%3dZ", &ms) != 1 || ms < 0)
+        return -1;
+    return (int64_t)timegm(&utc) * 1000 + ms;
+}
+
 int
 sp_events_emit(sp_events *events, const char *type, json_t *fields,
                sp_error *err)
 {
-    char id[33], when[40];
     char *line;
     size_t len;
     ssize_t put;
@@ -87,13 +118,7 @@ sp_events_emit(sp_events *events, const char *type, json_t *fields,
         json_decref(fields);
         return sp_err_set(err, SP_EINVAL, "an event needs an object");
     }
-    events_id(id);
-    events_timestamp(when);
-    json_object_set_new(fields, "event_id", json_string(id));
-    json_object_set_new(fields, "type", json_string(type));
-    json_object_set_new(fields, "timestamp", json_string(when));
-    line = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(fields);
+    line = sp_event_text(type, fields);
     if (line == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory writing an event");
 

@@ -3,9 +3,11 @@
  *
  * Every step that matters to a sender or an operator is an event with one
  * shape: a JSON object with event_id (unique), type, timestamp (UTC, in
- * milliseconds) and the fields of its type.  What it owns today: writing
+ * milliseconds) and the fields of its type (doc/events.md lists them).
+ * What it owns: making an event's text (sp_event_text), and writing
  * events as JSON lines to events.jsonl in the data directory and to the
- * log; the store, the query API and webhooks take them over later.
+ * log (the key lifecycle's).  Message events go through the spool into
+ * the event store (store.h); the daemon moves them.
  *
  * Errors are returned, never logged; an event that cannot be written is
  * reported to the caller, which decides whether that stops anything.
@@ -36,5 +38,18 @@ int sp_events_emit(sp_events *events, const char *type, json_t *fields,
                    sp_error *err);
 
 void sp_events_close(sp_events *events);
+
+/*
+ * The compact JSON text of a new event of type: fields (an object, whose
+ * reference this takes over) with event_id, type and timestamp added.
+ * NULL when memory runs out or fields is not an object.  free() it.
+ */
+char *sp_event_text(const char *type, json_t *fields);
+
+/*
+ * Milliseconds since the epoch of an event timestamp
+ * ("2026-12-03T16:40:01.123Z"); -1 for text that is not one.
+ */
+int64_t sp_event_time_ms(const char *timestamp);
 
 #endif /* SP_EVENTS_H */
