@@ -803,7 +803,10 @@ conn_next_step(struct out_conn *conn, sp_smtp_client_next next)
         return;
     case SP_SMTP_CLIENT_CLOSE:
         conn->stage = CONN_CLOSING;
-        if (sp_smtp_client_failure(conn->client) != NULL) {
+
+        /* Ended before it was ever ready: a failure, whatever it said,
+         * so that the destination waits its retry time. */
+        if (sp_smtp_client_failure(conn->client) != NULL || !conn->ever_idle) {
             conn->stage = CONN_TALKING;
             conn_fail(conn, "the server ended the session");
             return;

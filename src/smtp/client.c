@@ -224,13 +224,16 @@ client_ehlo_line(sp_smtp_client *c, const char *line, size_t len)
         c->ext.enhanced = true;
     else if (client_keyword(line, len, "SIZE")) {
         uint64_t size = 0;
+        size_t i = len > 4 ? 5 : len; /* "SIZE" alone: no limit */
 
-        for (size_t i = 5; i < len && isdigit((unsigned char)line[i]); i++)
+        for (; i < len && isdigit((unsigned char)line[i]); i++)
             size = size < UINT64_MAX / 10
                        ? size * 10 + (uint64_t)(line[i] - '0')
                        : UINT64_MAX;
-        c->ext.size_known = true;
-        c->ext.size = size; /* 0: no fixed limit (RFC 1870) */
+
+        /* Digits only (RFC 1870); anything else is no known limit. */
+        c->ext.size_known = i == len;
+        c->ext.size = i == len ? size : 0; /* 0: no fixed limit */
     }
 }
 
@@ -303,8 +306,19 @@ client_transaction_reply(sp_smtp_client *c, client_expect what,
             c->rcpt_accepted++;
         return c->ext.pipelining ? SP_SMTP_CLIENT_READ : client_step(c, out);
     case EXPECT_DATA:
-        if (result->code != 354)
+        if (result->code / 100 == 4 || result->code / 100 == 5)
             return client_sent(c, result);
+        if (result->code != 354) {
+            /* A 2xx here would take the message unsent: nothing went. */
+            sp_smtp_client_result wrong;
+            char text[80];
+
+            snprintf(text, sizeof(text),
+                     "the server answered DATA with %d instead of 354",
+                     result->code);
+            result_local(&wrong, 451, "4.5.0", text);
+            return client_fail(c, &wrong, out, true);
+        }
 
         /* Nobody to deliver to (pipelined): end the data at once. */
         rc = c->rcpt_accepted > 0 && c->mail.code / 100 == 2
@@ -387,6 +401,26 @@ client_reply(sp_smtp_client *c, sp_buf *out)
 }
 
 /*
+ * Append a reply's text keeping printable ASCII only: anything else (NUL,
+ * control characters, 8-bit octets) becomes '?'.  A reply's text goes to
+ * the log, the spool, events and bounce messages, and to terminals.
+ */
+static int
+client_append_printable(sp_buf *reply, const char *text, size_t len)
+{
+    int rc = sp_buf_reserve(reply, len);
+
+    for (size_t i = 0; rc == SP_OK && i < len; i++) {
+        char octet = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+
+        reply->data[reply->len++] = octet;
+    }
+    if (rc == SP_OK)
+        reply->data[reply->len] = '\0';
+    return rc;
+}
+
+/*
  * Add one reply line, "ddd-text" or "ddd text" (or "ddd"); *complete
  * when it was the last line of its reply.  Fills bad on failure.
  */
@@ -405,6 +439,13 @@ client_reply_line(sp_smtp_client *c, const char *line, size_t len,
         return SP_ESYNTAX;
     }
     code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+
+    /* RFC 5321 4.2: 2 to 5, then 0 to 5; anything else is no reply. */
+    if (line[0] < '2' || line[0] > '5' || line[1] > '5') {
+        result_local(bad, 451, "4.5.0",
+                     "the server sent a reply code outside SMTP's");
+        return SP_ESYNTAX;
+    }
     if (c->reply_lines > 0 && code != c->reply_code) {
         result_local(bad, 451, "4.5.0",
                      "the server changed its reply code inside a reply");
@@ -421,8 +462,7 @@ client_reply_line(sp_smtp_client *c, const char *line, size_t len,
         c->expect[c->expect_head] == EXPECT_EHLO && text > 0)
         client_ehlo_line(c, line + 4, text);
     if ((c->reply_lines > 0 && sp_buf_append(&c->reply, "\n", 1) != SP_OK) ||
-        sp_buf_append(&c->reply, line + 4, text) != SP_OK ||
-        sp_buf_append(&c->reply, "", 0) != SP_OK) {
+        client_append_printable(&c->reply, line + 4, text) != SP_OK) {
         result_local(bad, 451, "4.3.0", "sealpost ran out of memory");
         return SP_ENOMEM;
     }
@@ -479,6 +519,7 @@ sp_smtp_client_input(sp_smtp_client *c, const void *data, size_t len,
 {
     const char *bytes = data;
     sp_smtp_client_next next = SP_SMTP_CLIENT_READ;
+    size_t written;
 
     for (size_t i = 0; i < len && !c->closed; i++) {
         sp_smtp_client_result bad;
@@ -506,9 +547,28 @@ sp_smtp_client_input(sp_smtp_client *c, const void *data, size_t len,
         sp_buf_reset(&c->line);
         if (!complete)
             continue;
+        written = out->len;
         next = client_reply(c, out);
         sp_buf_reset(&c->reply);
         c->reply_lines = 0;
+
+        /*
+         * Bytes after a reply that called for our next command (or ended
+         * a step) came before the server could have read that command: a
+         * server out of step, whose later replies would answer the wrong
+         * commands.  After STARTTLS's 220 they are plaintext that must
+         * not count (RFC 3207): dropped with the rest of this input.
+         */
+        if (i + 1 < len && !c->closed && next != SP_SMTP_CLIENT_STARTTLS &&
+            (next != SP_SMTP_CLIENT_READ || out->len > written)) {
+            result_local(&bad, 451, "4.5.0",
+                         "the server replied before it was asked "
+                         "(out of step)");
+            if (next != SP_SMTP_CLIENT_SENT)
+                return client_fail(c, &bad, out, true);
+            (void)client_fail(c, &bad, out, true);
+            return next; /* the transaction's own replies stand */
+        }
         if (next != SP_SMTP_CLIENT_READ)
             return next;
     }

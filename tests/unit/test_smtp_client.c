@@ -342,6 +342,62 @@ bare_line_ends_are_refused(void **state)
     h_end(&h);
 }
 
+/* What a server out of step or outside SMTP says never means delivered. */
+static void
+hostile_replies_are_never_delivered(void **state)
+{
+    const sp_smtp_client_result *why;
+    harness h;
+
+    (void)state;
+
+    /* A code SMTP does not have is no reply. */
+    h_start(&h, false, false);
+    assert_int_equal(h_server(&h, "000 what\r\n", false), SP_SMTP_CLIENT_CLOSE);
+    assert_int_equal(sp_smtp_client_failure(h.client)->code, 451);
+    assert_non_null(
+        strstr(sp_smtp_client_failure(h.client)->text, "outside SMTP"));
+    h_end(&h);
+
+    /* DATA answered 250: the message was never sent. */
+    h_start(&h, false, false);
+    h_ready(&h, "250 mx\r\n");
+    h_send(&h, "m\r\n", false);
+    h_expect(&h, "MAIL FROM:<a@example.com>\r\n");
+    h_server(&h, "250 ok\r\n", false);
+    h_expect(&h, "RCPT TO:<b@example.org>\r\n");
+    h_server(&h, "250 ok\r\n", false);
+    h_expect(&h, "RCPT TO:<c@example.org>\r\n");
+    h_server(&h, "250 ok\r\n", false);
+    h_expect(&h, "DATA\r\n");
+    assert_int_equal(h_server(&h, "250 sure\r\n", false), SP_SMTP_CLIENT_CLOSE);
+    h_expect(&h, "QUIT\r\n");
+    why = sp_smtp_client_failure(h.client);
+    assert_int_equal(why->code, 451);
+    assert_non_null(strstr(why->text, "instead of 354"));
+    h_end(&h);
+
+    /* A reply before its command: out of step, the session ends. */
+    h_start(&h, false, false);
+    assert_int_equal(h_server(&h, "220 hi\r\n250 early\r\n", false),
+                     SP_SMTP_CLIENT_CLOSE);
+    h_expect(&h, "EHLO mta.example.net\r\nQUIT\r\n");
+    assert_non_null(
+        strstr(sp_smtp_client_failure(h.client)->text, "out of step"));
+    h_end(&h);
+
+    /* Control characters and 8-bit octets never leave the client. */
+    h_start(&h, false, false);
+    h_ready(&h, "250 mx\r\n");
+    h_send(&h, "m\r\n", false);
+    h_expect(&h, "MAIL FROM:<a@example.com>\r\n");
+    assert_int_equal(h_server(&h, "550 5.7.1 no\x1b[31m\xff\r\n", false),
+                     SP_SMTP_CLIENT_SENT);
+    assert_string_equal(sp_smtp_client_result_for(h.client, 0)->text,
+                        "no?[31m?");
+    h_end(&h);
+}
+
 static void
 helo_when_ehlo_is_refused(void **state)
 {
@@ -434,6 +490,7 @@ main(void)
         cmocka_unit_test(required_tls_missing_ends_the_session),
         cmocka_unit_test(nothing_is_downgraded),
         cmocka_unit_test(bare_line_ends_are_refused),
+        cmocka_unit_test(hostile_replies_are_never_delivered),
         cmocka_unit_test(helo_when_ehlo_is_refused),
         cmocka_unit_test(broken_or_closing_servers),
         cmocka_unit_test(bad_options_are_refused),
