@@ -133,14 +133,22 @@ queue_print_deliveries(const sp_queue_info *info)
     }
 }
 
+/* How to print the messages, and how many were. */
+struct queue_out {
+    bool json;
+    size_t printed;
+};
+
 /* Print one message: a JSON line, or a table row. */
 static void
 queue_print(void *arg, const sp_queue_info *info)
 {
-    bool json = *(bool *)arg;
+    struct queue_out *out = arg;
+    bool json = out->json;
     time_t created = (time_t)(info->created_ms / 1000);
     char when[32];
 
+    out->printed++;
     if (json) {
         json_t *message = queue_json(info);
         char *text = json_dumps(message, JSON_COMPACT);
@@ -161,7 +169,10 @@ queue_print(void *arg, const sp_queue_info *info)
 int
 cli_queue_list(const cli_globals *globals, int argc, char **argv)
 {
-    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    struct queue_out out = {
+        .json = argc == 2 && strcmp(argv[1], "--json") == 0,
+    };
+    bool json = out.json;
     sp_queue *queue = NULL;
     sp_config config;
     sp_error err;
@@ -175,10 +186,14 @@ cli_queue_list(const cli_globals *globals, int argc, char **argv)
         return rc;
     rc = queue_open(globals, &config, &queue);
     if (rc == CLI_OK &&
-        sp_queue_list(queue, queue_print, &json, &err) != SP_OK) {
+        sp_queue_list(queue, queue_print, &out, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
         rc = CLI_RUNTIME;
     }
+
+    /* Said to the person, not to a script reading the list. */
+    if (rc == CLI_OK && out.printed == 0 && !json)
+        fprintf(stderr, "sealpost: the spool is empty\n");
     sp_queue_close(queue);
     sp_config_free(&config);
     return rc;
@@ -189,6 +204,7 @@ cli_queue_show(const cli_globals *globals, int argc, char **argv)
 {
     bool raw = argc == 3 && strcmp(argv[2], "--raw") == 0;
     bool json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    struct queue_out out = {.json = json};
     sp_buf data = SP_BUF_INIT;
     sp_queue *queue = NULL;
     sp_config config;
@@ -204,7 +220,7 @@ cli_queue_show(const cli_globals *globals, int argc, char **argv)
         return rc;
     rc = queue_open(globals, &config, &queue);
     if (rc == CLI_OK && sp_queue_read(queue, argv[1], raw ? NULL : queue_print,
-                                      &json, &data, &err) != SP_OK) {
+                                      &out, &data, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
         rc = queue_status(err.code);
     }

@@ -1544,10 +1544,15 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
         daemon_deliver_stop(deliver);
         return rc;
     }
-    sp_log_info(
-        "delivery jobs=%zu route=%s port=%lld", sp_sched_jobs(deliver->sched),
-        config->delivery_smarthost[0] ? config->delivery_smarthost : "mx",
-        (long long)config->delivery_port);
+    if (config->delivery_smarthost[0] != '\0')
+        sp_log_info("delivery jobs=%zu route=smarthost relay=%s hold=%s",
+                    sp_sched_jobs(deliver->sched), config->delivery_smarthost,
+                    config->delivery_hold ? "yes" : "no");
+    else
+        sp_log_info("delivery jobs=%zu route=mx port=%lld hold=%s",
+                    sp_sched_jobs(deliver->sched),
+                    (long long)config->delivery_port,
+                    config->delivery_hold ? "yes" : "no");
     *out = deliver;
     return SP_OK;
 }

@@ -55,6 +55,8 @@ def test_events_of_delivery_and_the_command(tmp_path):
             submit(server, "a@example.com", [RETRY], 2)
             assert len(receiver.wait(2, timeout=30)) == 2, server.log()
             assert wait_empty(server), server.log()
+            listed = server.sealpost("queue", "list")
+            assert listed.stdout == b"" and b"empty" in listed.stderr
             found = wait_for(lambda: (lambda e: e if len(e) >= 7 else None)(
                 events(server)), 10)
             assert found, (events(server), server.log())
