@@ -79,14 +79,16 @@ typedef struct sp_config {
                              destinations (queue/schedule.c) */
     sp_config_list delivery_retry_schedule; /* durations between tries */
     int64_t delivery_connect_timeout;       /* seconds */
-    int64_t delivery_idle_time;    /* seconds a connection waits for more */
-    char *delivery_tls;            /* may, encrypt or verify: the default
-                                      TLS policy of destinations */
-    char *delivery_tls_ca_file;    /* authorities trusted by "verify" (PEM);
-                                      "": the system's */
-    char *delivery_source;         /* addresses to connect from by default,
-                                      comma-separated; "": the kernel's */
-    bool delivery_bounce_messages; /* tell senders of failed recipients */
+    int64_t delivery_idle_time;     /* seconds a connection waits for more */
+    char *delivery_tls;             /* may, encrypt or verify: the default
+                                       TLS policy of destinations */
+    char *delivery_tls_ca_file;     /* authorities trusted by "verify" (PEM);
+                                       "": the system's */
+    char *delivery_source;          /* addresses to connect from by default,
+                                       comma-separated; "": the kernel's */
+    bool delivery_bounce_messages;  /* tell senders of failed recipients */
+    int64_t delivery_reply_timeout; /* seconds, the longest wait for one
+                                       whole reply; 0: RFC 5321's */
 
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */

@@ -109,13 +109,16 @@ struct out_conn {
     struct bufferevent *bev;
     sp_smtp_client *client;
     sp_buf out;
-    bool tls;             /* the session runs over TLS */
-    bool verified;        /* and the certificate was verified */
-    bool tls_handshaking; /* STARTTLS said, handshake not finished */
-    bool plaintext;       /* this address failed TLS: no STARTTLS */
-    unsigned sent;        /* messages on this connection */
-    bool ever_idle;       /* the session reached IDLE once */
-    struct event *idle;   /* closes the connection when idle too long */
+    bool tls;               /* the session runs over TLS */
+    bool verified;          /* and the certificate was verified */
+    bool tls_handshaking;   /* STARTTLS said, handshake not finished */
+    bool plaintext;         /* this address failed TLS: no STARTTLS */
+    unsigned sent;          /* messages on this connection */
+    bool ever_idle;         /* the session reached IDLE once */
+    struct event *idle;     /* closes the connection when idle too long */
+    struct event *deadline; /* a whole reply must come within the read
+                               timeout: a server dripping octets does not
+                               restart it */
 
     /* The job in flight and what it needs while the server answers. */
     sp_sched_job *job;
@@ -414,6 +417,8 @@ conn_free(struct out_conn *conn)
         bufferevent_free(conn->bev);
     if (conn->idle != NULL)
         event_free(conn->idle);
+    if (conn->deadline != NULL)
+        event_free(conn->deadline);
     sp_smtp_client_free(conn->client);
     sp_buf_free(&conn->out);
     sp_buf_free(&conn->data);
@@ -500,6 +505,11 @@ conn_flush(struct out_conn *conn)
     sp_buf_reset(&conn->out);
 }
 
+/*
+ * Wait read_seconds (0: no limit) for the server.  The bufferevent's read
+ * timeout starts again with every octet; the deadline does not, so the
+ * whole reply must come within the time RFC 5321 4.5.3.2 gives it.
+ */
 static void
 conn_timeouts(struct out_conn *conn, unsigned read_seconds)
 {
@@ -507,6 +517,38 @@ conn_timeouts(struct out_conn *conn, unsigned read_seconds)
     struct timeval write = {.tv_sec = DELIVER_WRITE_TIMEOUT};
 
     bufferevent_set_timeouts(conn->bev, read_seconds ? &read : NULL, &write);
+    if (read_seconds > 0)
+        event_add(conn->deadline, &read);
+    else
+        event_del(conn->deadline);
+}
+
+/* Wait for the client engine's next reply: its RFC 5321 time, or less
+ * when delivery_reply_timeout says so. */
+static void
+conn_wait_reply(struct out_conn *conn)
+{
+    unsigned seconds = sp_smtp_client_timeout(conn->client);
+    int64_t most = conn->deliver->deps.config->delivery_reply_timeout;
+
+    conn_timeouts(conn, most > 0 && most < seconds ? (unsigned)most : seconds);
+}
+
+/* The whole reply did not come in time. */
+static void
+conn_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct out_conn *conn = arg;
+    char why[160];
+
+    (void)fd;
+    (void)what;
+    if (conn->stage == CONN_CLOSING) {
+        conn_free(conn);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s: no whole reply in time", conn->peer);
+    conn_fail(conn, why);
 }
 
 static void
@@ -519,9 +561,16 @@ conn_on_read(struct bufferevent *bev, void *arg)
 
     while (conn->stage == CONN_TALKING &&
            (len = evbuffer_remove(input, chunk, sizeof(chunk))) > 0) {
+        uint64_t replies = sp_smtp_client_replies(conn->client);
         sp_smtp_client_next next =
             sp_smtp_client_input(conn->client, chunk, (size_t)len, &conn->out);
 
+        /* Part of a reply: its deadline runs on. */
+        if (next == SP_SMTP_CLIENT_READ &&
+            sp_smtp_client_replies(conn->client) == replies) {
+            conn_flush(conn);
+            continue;
+        }
         conn_next_step(conn, next);
         if (next == SP_SMTP_CLIENT_CLOSE || next == SP_SMTP_CLIENT_STARTTLS)
             return; /* conn may be gone, or the bufferevent replaced */
@@ -598,7 +647,7 @@ conn_on_idle(evutil_socket_t fd, short what, void *arg)
     conn->stage = CONN_TALKING;
     sp_smtp_client_quit(conn->client, &conn->out);
     conn_flush(conn);
-    conn_timeouts(conn, sp_smtp_client_timeout(conn->client));
+    conn_wait_reply(conn);
 }
 
 /* Fill conn's copy of the job's envelope from the spool's description. */
@@ -766,6 +815,7 @@ conn_ready(struct out_conn *conn)
         return;
     }
     bufferevent_set_timeouts(conn->bev, NULL, NULL);
+    event_del(conn->deadline);
     event_add(conn->idle,
               &(struct timeval){
                   .tv_sec = (time_t)deliver->deps.config->delivery_idle_time});
@@ -778,7 +828,7 @@ conn_next_step(struct out_conn *conn, sp_smtp_client_next next)
     conn_flush(conn);
     switch (next) {
     case SP_SMTP_CLIENT_READ:
-        conn_timeouts(conn, sp_smtp_client_timeout(conn->client));
+        conn_wait_reply(conn);
         return;
     case SP_SMTP_CLIENT_STARTTLS:
         conn_start_tls(conn);
@@ -862,7 +912,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         if (conn->stage == CONN_CONNECTING) {
             conn->stage = CONN_TALKING;
-            conn_timeouts(conn, sp_smtp_client_timeout(conn->client));
+            conn_wait_reply(conn);
             return;
         }
         conn->tls = true; /* the TLS handshake is done */
@@ -979,6 +1029,7 @@ conn_connect(struct out_conn *conn)
     if (conn->bev != NULL)
         bufferevent_free(conn->bev);
     conn->tls = conn->verified = conn->tls_handshaking = false;
+    event_del(conn->deadline); /* the connect timeout governs for now */
     fd = conn_socket(conn, addr->family, limits->source);
     if (fd < 0)
         return false;
@@ -1204,7 +1255,9 @@ deliver_open(struct daemon_deliver *deliver, sp_sched_dest *dest)
     deliver->conns = conn;
     deliver->connections++;
     conn->idle = event_new(deliver->deps.base, -1, 0, conn_on_idle, conn);
-    if (conn->idle == NULL) {
+    conn->deadline =
+        event_new(deliver->deps.base, -1, 0, conn_on_deadline, conn);
+    if (conn->idle == NULL || conn->deadline == NULL) {
         conn_free(conn);
         return;
     }

@@ -51,7 +51,8 @@ struct sp_smtp_client {
     sp_smtp_client_ext ext; /* what the server offered in EHLO */
     bool tls_active;
     bool closed;
-    bool dirty; /* the last transaction did not end; RSET first */
+    bool dirty;       /* the last transaction did not end; RSET first */
+    uint64_t replies; /* whole replies read */
 
     /* Replies awaited, in the order of the commands sent. */
     client_expect *expect;
@@ -548,6 +549,7 @@ sp_smtp_client_input(sp_smtp_client *c, const void *data, size_t len,
         if (!complete)
             continue;
         written = out->len;
+        c->replies++;
         next = client_reply(c, out);
         sp_buf_reset(&c->reply);
         c->reply_lines = 0;
@@ -727,6 +729,12 @@ const sp_smtp_client_result *
 sp_smtp_client_failure(const sp_smtp_client *c)
 {
     return c->failure.code != 0 ? &c->failure : NULL;
+}
+
+uint64_t
+sp_smtp_client_replies(const sp_smtp_client *c)
+{
+    return c->replies;
 }
 
 unsigned

@@ -295,6 +295,10 @@ void sp_smtp_client_quit(sp_smtp_client *client, sp_buf *out);
 /* Seconds to wait for the server's next reply (RFC 5321 4.5.3.2). */
 unsigned sp_smtp_client_timeout(const sp_smtp_client *client);
 
+/* Whole replies read so far: the owner's deadline for a reply starts
+ * again only when this moves. */
+uint64_t sp_smtp_client_replies(const sp_smtp_client *client);
+
 void sp_smtp_client_free(sp_smtp_client *client);
 
 /* Fill reply with code, enhanced code and formatted text. */

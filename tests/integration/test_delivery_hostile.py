@@ -12,9 +12,11 @@ asserts what the input deserves:
   10,000 EHLO extension lines end the connection within seconds (reply lines
   are capped at 4 KiB and replies at 8 KiB), with the reason in the log
   and in "sealpost queue list --json", and the recipient stays pending;
-- a server dripping one octet a second is waited for (the read timeouts
-  of RFC 5321 4.5.3.2 restart with every octet), and when it then closes
-  in the middle of a reply line the recipient is deferred;
+- a server dripping one octet a second is waited for, and when it then
+  closes in the middle of a reply line the recipient is deferred; one
+  that drips for longer than the whole reply may take (the
+  delivery_reply_timeout, RFC 5321 4.5.3.2's times by default) is cut
+  then, however often an octet comes;
 - NUL, 8-bit octets and control characters in a reply: the client keeps
   printable ASCII only (each other octet becomes '?'), so the log, the
   spool's "queue list --json" (which lists the pending recipient) and
@@ -335,6 +337,26 @@ def test_dripping_server_is_waited_for_then_deferred(tmp_path):
         assert "connection closed by the server" in \
             run.lines("deferred")[0], run.log()
         assert_pending(run, "connection closed by the server")
+
+
+def test_dripping_server_is_cut_at_the_reply_deadline(tmp_path):
+    """Every octet restarts the read timeout, not the deadline of the
+    whole reply (delivery_reply_timeout here, RFC 5321's by default)."""
+    def script(peer, n):
+        if n == 0:
+            for _ in range(30):
+                if not peer.send(b"2"):
+                    return
+                time.sleep(0.5)
+        else:
+            peer.wait_close(5)
+
+    with Run(tmp_path, script, config="delivery_reply_timeout = 3s\n") as run:
+        assert run.wait_status("deferred", timeout=12), run.log()
+        # cut after about 3 s, while the server meant to drip for 15
+        taken = time.monotonic() - run.server.peers[0].opened
+        assert 2.5 <= taken < 8, taken
+        assert_pending(run, "no whole reply in time")
 
 
 # ----------------------------------------------------------------------
