@@ -28,6 +28,7 @@
 
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 struct event;
 struct event_base;
@@ -85,6 +86,13 @@ void daemon_mailbox_free(struct daemon_mailbox *box);
 /* ------------------------------------------------------------------------
  * TLS and SMTP
  */
+
+/*
+ * Parse "ADDR:PORT" or "[ADDR6]:PORT" (a port other than 0) into out;
+ * *loopback when the address is one.  False for anything else.
+ */
+bool daemon_parse_address(const char *text, struct sockaddr_storage *out,
+                          int *length, bool *loopback);
 
 /*
  * The TLS server context: the configured certificate, or a self-signed

@@ -13,6 +13,7 @@
  * ignored.
  */
 #include "daemon.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -34,6 +35,7 @@ struct daemon_options {
     const char *data_dir;    /* --data-dir or SEALPOST_DATA_DIR */
     const char *resolver;    /* --resolver */
     const char *smtp_listen; /* --smtp-listen */
+    const char *http_listen; /* --http-listen */
     const char *smarthost;   /* --smarthost */
 };
 
@@ -56,6 +58,7 @@ struct daemon {
     struct daemon_smtp *smtp;              /* the submission server */
     struct daemon_deliver *deliver;        /* delivery to recipients' servers */
     struct daemon_event_pump *events_pump; /* spool events to the store */
+    sp_http *http;                         /* the HTTP API, or NULL */
     char hostname[256];                    /* smtp_hostname, or the host's */
 };
 
@@ -65,7 +68,8 @@ usage(FILE *out)
     fprintf(out, "usage: sealpostd [--config FILE] [--data-dir DIR]\n"
                  "                 [--resolver ADDR@PORT] "
                  "[--smtp-listen ADDR:PORT[,...]]\n"
-                 "                 [--smarthost HOST:PORT]\n"
+                 "                 [--http-listen ADDR:PORT] "
+                 "[--smarthost HOST:PORT]\n"
                  "\n"
                  "Runs on embedded defaults without a configuration file;\n"
                  "options override the file, which overrides the defaults.\n"
@@ -106,10 +110,8 @@ parse_options(struct daemon_options *opt, int argc, char **argv)
             opt->smarthost = optarg;
             break;
         case 'H':
-            sp_log_fatal(2,
-                         "option --%s: that part of sealpostd is not "
-                         "built yet",
-                         options[index].name);
+            opt->http_listen = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -148,6 +150,8 @@ load_config(struct daemon *daemon, const struct daemon_options *opt)
         sp_config_set(&daemon->config, "resolver", opt->resolver, NULL);
     if (opt->smtp_listen != NULL)
         sp_config_set(&daemon->config, "smtp_listen", opt->smtp_listen, NULL);
+    if (opt->http_listen != NULL)
+        sp_config_set(&daemon->config, "http_listen", opt->http_listen, NULL);
     if (opt->smarthost != NULL)
         sp_config_set(&daemon->config, "delivery_smarthost", opt->smarthost,
                       NULL);
@@ -359,6 +363,44 @@ add_events(struct daemon *daemon)
         sp_log_fatal(3, "cannot set up the event loop");
 }
 
+/*
+ * The HTTP API on http_listen ("" for none): loopback only, since it
+ * speaks plain HTTP.  A configuration error is fatal at start.
+ */
+static void
+start_http(struct daemon *daemon)
+{
+    const char *address = daemon->config.http_listen;
+    struct sockaddr_storage where;
+    bool loopback = false;
+    int length;
+    sp_error err;
+
+    if (address[0] == '\0')
+        return;
+    if (!daemon_parse_address(address, &where, &length, &loopback))
+        sp_log_fatal(2,
+                     "config error=\"http_listen %s: expected ADDR:PORT "
+                     "or [ADDR6]:PORT\"",
+                     address);
+    if (!loopback)
+        sp_log_fatal(2,
+                     "config error=\"http_listen %s: the API speaks plain "
+                     "HTTP, so only a loopback address; put a TLS proxy in "
+                     "front for others\"",
+                     address);
+    if (sp_http_start(
+            &(sp_http_options){
+                .address = (struct sockaddr *)&where,
+                .store = sp_keys_store(daemon->keys),
+            },
+            &daemon->http, &err) != SP_OK)
+        sp_log_fatal(3, "startup error=\"%s: %s\"", address, err.text);
+    sp_log_info("listening service=http address=%s note=\"try: curl -H "
+                "'Authorization: KEY' http://%s/api/v1/events/message\"",
+                address, address);
+}
+
 static void
 shutdown_daemon(struct daemon *daemon)
 {
@@ -366,6 +408,7 @@ shutdown_daemon(struct daemon *daemon)
      * Listeners and sessions first; then the spool finishes what it holds
      * and its answers, through the mailbox, free the sessions that waited.
      */
+    sp_http_stop(daemon->http);
     daemon_smtp_stop(daemon->smtp);
     daemon_deliver_stop(daemon->deliver);
     event_free(daemon->tally_timer);
@@ -405,6 +448,7 @@ main(int argc, char **argv)
     add_events(&daemon);
     raise_file_limit(&daemon.config);
     start_smtp(&daemon);
+    start_http(&daemon);
 
     sp_log_info("ready version=%s pid=%ld data_dir=%s config=%s "
                 "dkim_domains=%zu dkim_check_interval=%s",

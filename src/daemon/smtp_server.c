@@ -119,10 +119,9 @@ on_accept_error(struct evconnlistener *listener, void *arg)
         evconnlistener_enable(listener);
 }
 
-/* Parse "ADDR:PORT" or "[ADDR6]:PORT" into a socket address. */
-static bool
-parse_address(const char *text, struct sockaddr_storage *out, int *length,
-              bool *loopback)
+bool
+daemon_parse_address(const char *text, struct sockaddr_storage *out,
+                     int *length, bool *loopback)
 {
     int len = (int)sizeof(*out);
 
@@ -147,7 +146,7 @@ listen_on(struct daemon_smtp *smtp, struct smtp_listener *slot,
     struct sockaddr_storage where;
     int length;
 
-    if (!parse_address(address, &where, &length, &slot->loopback))
+    if (!daemon_parse_address(address, &where, &length, &slot->loopback))
         return sp_err_set(err, SP_EINVAL,
                           "smtp_listen %s: expected ADDR:PORT or [ADDR6]:PORT",
                           address);

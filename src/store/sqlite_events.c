@@ -154,22 +154,48 @@ store__events_add(sqlite3 *db, const sp_store_event *events, size_t count,
     return rc;
 }
 
-/* A text condition for a filter that is set: appended to sql, bound later. */
-static void
-events_where(char *sql, size_t size, const char *column, const char *value)
-{
-    size_t used = strlen(sql);
+#define EVENTS_MAX_VALUES 100 /* values of one list filter */
 
-    if (value != NULL && value[0] != '\0')
-        snprintf(sql + used, size - used, " AND %s = ?", column);
+/* The values of a list filter ("a,b,c"), split in place into values[]. */
+static size_t
+events_split(char *list, const char **values)
+{
+    size_t count = 0;
+    char *save = NULL;
+
+    for (char *value = strtok_r(list, ",", &save);
+         value != NULL && count < EVENTS_MAX_VALUES;
+         value = strtok_r(NULL, ",", &save))
+        values[count++] = value;
+    return count;
 }
 
-/* Bind the values of the set text filters, from index *next on. */
-static void
-events_bind(sqlite3_stmt *stmt, int *next, const char *value)
+/* One list filter: its column, and its values once split. */
+struct events_list {
+    const char *column;
+    char *copy; /* owned */
+    const char *values[EVENTS_MAX_VALUES];
+    size_t count;
+};
+
+/* "AND column IN (?, ...)" for a list that is set; false: out of memory. */
+static bool
+events_where(sp_buf *sql, struct events_list *list, const char *text)
 {
-    if (value != NULL && value[0] != '\0')
-        sqlite3_bind_text(stmt, (*next)++, value, -1, SQLITE_STATIC);
+    if (text == NULL || text[0] == '\0')
+        return true;
+    list->copy = sp_strndup(text, strlen(text));
+    if (list->copy == NULL)
+        return false;
+    list->count = events_split(list->copy, list->values);
+    if (list->count == 0)
+        return true;
+    if (sp_buf_printf(sql, " AND %s IN (?", list->column) != SP_OK)
+        return false;
+    for (size_t i = 1; i < list->count; i++)
+        if (sp_buf_append(sql, ", ?", 3) != SP_OK)
+            return false;
+    return sp_buf_append(sql, ")", 1) == SP_OK;
 }
 
 int
@@ -177,40 +203,58 @@ store__events_find(sqlite3 *db, const sp_store_event_filter *filter,
                    void (*each)(void *arg, int64_t cursor, const char *json),
                    void *arg, sp_error *err)
 {
-    char sql[512] = "SELECT seq, body FROM events WHERE seq > ?";
+    struct events_list lists[4] = {
+        {.column = "type"},
+        {.column = "recipient"},
+        {.column = "queue_id"},
+        {.column = "campaign_id"},
+    };
+    const char *texts[4] = {filter->type, filter->recipient, filter->queue_id,
+                            filter->campaign_id};
+    sp_buf sql = SP_BUF_INIT;
     sqlite3_stmt *stmt = NULL;
-    int step = SQLITE_DONE, next = 2;
-    size_t used;
+    int step = SQLITE_DONE, next = 2, rc = SP_OK;
 
     /* Only the filters that are set, so SQLite picks their index. */
-    events_where(sql, sizeof(sql), "type", filter->type);
-    events_where(sql, sizeof(sql), "recipient", filter->recipient);
-    events_where(sql, sizeof(sql), "queue_id", filter->queue_id);
-    events_where(sql, sizeof(sql), "campaign_id", filter->campaign_id);
-    used = strlen(sql);
-    snprintf(sql + used, sizeof(sql) - used, "%s%s ORDER BY seq LIMIT ?",
-             filter->from_ms ? " AND ts >= ?" : "",
-             filter->to_ms ? " AND ts < ?" : "");
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        return events_fail(db, err, "reading events");
+    if (sp_buf_printf(&sql, "SELECT seq, body FROM events WHERE seq > ?") !=
+        SP_OK)
+        rc = SP_ENOMEM;
+    for (size_t i = 0; rc == SP_OK && i < 4; i++)
+        if (!events_where(&sql, &lists[i], texts[i]))
+            rc = SP_ENOMEM;
+    if (rc == SP_OK &&
+        sp_buf_printf(&sql, "%s%s ORDER BY seq LIMIT ?",
+                      filter->from_ms ? " AND ts >= ?" : "",
+                      filter->to_ms ? " AND ts < ?" : "") != SP_OK)
+        rc = SP_ENOMEM;
+    if (rc == SP_ENOMEM)
+        sp_err_set(err, rc, "out of memory");
+    else if (sqlite3_prepare_v2(db, sql.data, -1, &stmt, NULL) != SQLITE_OK)
+        rc = events_fail(db, err, "reading events");
 
-    sqlite3_bind_int64(stmt, 1, filter->after);
-    events_bind(stmt, &next, filter->type);
-    events_bind(stmt, &next, filter->recipient);
-    events_bind(stmt, &next, filter->queue_id);
-    events_bind(stmt, &next, filter->campaign_id);
-    if (filter->from_ms)
-        sqlite3_bind_int64(stmt, next++, filter->from_ms);
-    if (filter->to_ms)
-        sqlite3_bind_int64(stmt, next++, filter->to_ms);
-    sqlite3_bind_int64(
-        stmt, next,
-        (sqlite3_int64)(filter->limit ? filter->limit : EVENTS_DEFAULT_LIMIT));
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
-        each(arg, sqlite3_column_int64(stmt, 0),
-             (const char *)sqlite3_column_text(stmt, 1));
+    if (rc == SP_OK) {
+        sqlite3_bind_int64(stmt, 1, filter->after);
+        for (size_t i = 0; i < 4; i++)
+            for (size_t v = 0; v < lists[i].count; v++)
+                sqlite3_bind_text(stmt, next++, lists[i].values[v], -1,
+                                  SQLITE_STATIC);
+        if (filter->from_ms)
+            sqlite3_bind_int64(stmt, next++, filter->from_ms);
+        if (filter->to_ms)
+            sqlite3_bind_int64(stmt, next++, filter->to_ms);
+        sqlite3_bind_int64(stmt, next,
+                           (sqlite3_int64)(filter->limit
+                                               ? filter->limit
+                                               : EVENTS_DEFAULT_LIMIT));
+        while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+            each(arg, sqlite3_column_int64(stmt, 0),
+                 (const char *)sqlite3_column_text(stmt, 1));
+        if (step != SQLITE_DONE)
+            rc = events_fail(db, err, "reading events");
+    }
     sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE)
-        return events_fail(db, err, "reading events");
-    return SP_OK;
+    for (size_t i = 0; i < 4; i++)
+        sp_free(lists[i].copy);
+    sp_buf_free(&sql);
+    return rc;
 }

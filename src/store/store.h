@@ -156,7 +156,10 @@ typedef struct sp_store_event {
 int sp_store_events_add(sp_store *store, const sp_store_event *events,
                         size_t count, sp_error *err);
 
-/* Which events sp_store_events_find gives; "" or 0 for any. */
+/*
+ * Which events sp_store_events_find gives; "" or 0 for any.  The text
+ * filters take one value or several separated by commas (at most 100).
+ */
 typedef struct sp_store_event_filter {
     const char *type;
     const char *recipient;

@@ -11,6 +11,7 @@
 
   Methods and attributes:
       port, address, data_dir, config_path
+      http_port                  the HTTP API's (unless config sets one)
       start() / stop(sig=SIGTERM) / kill() (SIGKILL) / restart()
       log()                      everything sealpostd wrote to stderr
       sealpost(*args)            the CLI on the same configuration
@@ -41,10 +42,13 @@ class Sealpostd:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.config_path = tmp_path / "sealpost.conf"
+        self.http_port = free_port()
+        http = "" if "http_listen" in config else \
+            f"http_listen = 127.0.0.1:{self.http_port}\n"
         self.config_path.write_text(
             f"data_dir = {self.data_dir}\n"
             f"smtp_listen = {self.address}\n"
-            "dkim_check_interval = 1h\n" + self.hold(config) + config)
+            "dkim_check_interval = 1h\n" + http + self.hold(config) + config)
         self.log_path = tmp_path / "sealpostd.log"
         self.process = None
         self.open_files = open_files

@@ -15,6 +15,9 @@ from dnsserver import free_port
 
 
 def start(*args, env=None):
+    """sealpostd with args; its HTTP API on a free port unless args say."""
+    if "--http-listen" not in args:
+        args = (*args, "--http-listen", f"127.0.0.1:{free_port()}")
     return subprocess.Popen([SEALPOSTD, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env)
@@ -92,10 +95,11 @@ def test_missing_configuration_file_is_refused(tmp):
     assert "absent.conf" in proc.stderr.read().decode()
 
 
-def test_options_of_parts_not_built_are_refused_not_ignored(tmp):
-    proc = start("--data-dir", tmp, "--http-listen", "127.0.0.1:8025")
+def test_http_api_on_a_public_address_is_refused(tmp):
+    """Plain HTTP carries API keys: loopback only."""
+    proc = start("--data-dir", tmp, "--http-listen", "192.0.2.1:8025")
     assert proc.wait(timeout=10) == 2
-    assert "--http-listen" in proc.stderr.read().decode()
+    assert "only a loopback address" in proc.stderr.read().decode()
 
 
 def test_unusable_data_dir_is_a_runtime_failure(tmp):

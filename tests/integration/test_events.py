@@ -8,11 +8,17 @@ store, and "sealpost events" reads them.
 - the command's filters (type, recipient, queue id, since, limit) and its
   table; --follow prints events as they come;
 - killed with SIGKILL just after delivering and started again, every event
-  is in the store exactly once.
+  is in the store exactly once;
+- the HTTP API's GET /api/v1/events/message gives the same events to a
+  valid API key, with its filters and cursor pages, and JSON errors:
+  401 without a key or with a revoked one, 400 naming a bad parameter,
+  404 and 405.
 """
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from conftest import SEALPOST
 from dnsserver import free_port
@@ -140,3 +146,72 @@ def test_events_survive_a_kill(tmp_path):
         assert sorted(e["type"] for e in found
                       if e["rcpt_to"] == f"k{n}@example.org") == [
             "delivery", "injection"]
+
+
+def api(server, path, key=None, method="GET"):
+    """(status, JSON body) of a request to the daemon's HTTP API."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}{path}", method=method,
+        headers={"Authorization": key} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_events_over_the_http_api(tmp_path):
+    port = free_port()
+    with scripted(port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = server.apikey("reader")
+            submit(server, "a@example.com", ["good@example.org", BAD], 1)
+            for n in range(3):
+                submit(server, "a@example.com", [f"p{n}@example.org"], 10 + n)
+            assert len(receiver.wait(4, timeout=30)) == 4, server.log()
+            assert wait_for(lambda: len(events(server)) >= 10, 10)
+
+            status, body = api(server, "/api/v1/events/message", key)
+            assert status == 200, body
+            assert [e["event_id"] for e in body["results"]] == \
+                [e["event_id"] for e in events(server)]
+            assert body["links"] == {}
+
+            status, body = api(server, "/api/v1/events/message?events="
+                               f"bounce,delivery&recipients={BAD}", key)
+            assert status == 200
+            assert [(e["type"], e["rcpt_to"]) for e in body["results"]] == \
+                [("bounce", BAD)]
+
+            # Pages of three, following links.next to the end.
+            seen, path = [], "/api/v1/events/message?per_page=3&events=" \
+                "injection"
+            while path:
+                status, body = api(server, path, key)
+                assert status == 200, body
+                seen += [e["rcpt_to"] for e in body["results"]]
+                path = body["links"].get("next")
+            assert sorted(seen) == sorted(
+                ["good@example.org", BAD] +
+                [f"p{n}@example.org" for n in range(3)])
+
+            # Errors, as JSON with a message.
+            for path, want, words in (
+                    ("/api/v1/events/message?events=opened", 400, "events"),
+                    ("/api/v1/events/message?per_page=0", 400, "per_page"),
+                    ("/api/v1/events/message?from=yesterday", 400, "from"),
+                    ("/api/v1/events/message?cursor=x", 400, "cursor"),
+                    ("/api/v1/nothing", 404, "no such")):
+                status, body = api(server, path, key)
+                assert status == want, (path, body)
+                assert words in body["errors"][0]["message"], body
+            status, body = api(server, "/api/v1/events/message", key, "POST")
+            assert status == 405
+            status, body = api(server, "/api/v1/events/message")
+            assert status == 401 and "API key" in body["errors"][0]["message"]
+            status, body = api(server, "/api/v1/events/message", "sp_wrong")
+            assert status == 401
+            server.sealpost("apikey", "revoke", "reader")
+            status, body = api(server, "/api/v1/events/message", key)
+            assert status == 401 and "revoked" in body["errors"][0]["message"]

@@ -52,6 +52,7 @@ def site(tmp_path):
             "dkim_rotation_period = 1d\n"
             "dkim_signature_expiry = 2d\n"
             "queue_max_lifetime = 1h\n"
+            "http_listen =\n"
             f"resolver = {bind.server()}\n")
         yield bind, config, data
 

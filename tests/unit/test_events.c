@@ -78,6 +78,15 @@ events_by_filter_and_page(void **state)
     assert_int_equal(found.count, 2);
     assert_string_equal(found.json[1], "{\"n\":3}");
 
+    /* Several values of one filter: any of them. */
+    filter = (sp_store_event_filter){.type = "delivery,bounce"};
+    found = find(store, &filter);
+    assert_int_equal(found.count, 2);
+    assert_string_equal(found.json[1], "{\"n\":4}");
+    filter = (sp_store_event_filter){.recipient = "a@example.org,b@example.org",
+                                     .type = "injection"};
+    assert_int_equal(find(store, &filter).count, 2);
+
     filter = (sp_store_event_filter){.queue_id = "Q1", .type = "delivery"};
     assert_int_equal(find(store, &filter).count, 1);
     filter = (sp_store_event_filter){.campaign_id = "spring"};

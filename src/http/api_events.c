@@ -1,0 +1,213 @@
+/*
+ * api_events.c: GET /api/v1/events/message, the event store over HTTP.
+ *
+ * Owns http__events.  Parameters, as SparkPost's Events API names them:
+ *
+ *   events         types, comma-separated (delivery,bounce)
+ *   recipients     addresses, comma-separated
+ *   message_ids    queue ids, comma-separated
+ *   campaign_ids   comma-separated
+ *   from, to       timestamps: 2026-12-04T10:00, ...:00Z or ...:00.000Z
+ *   cursor         "initial" (the default) or links.next's value
+ *   per_page       1 to 10000, 1000 by default
+ *
+ * The answer is {"results": [events, oldest first], "links": {"next":
+ * "/api/v1/events/message?cursor=..."}}, links.next only while a page came
+ * full.  A parameter with a bad value is a 400 naming it.
+ */
+#include "http_int.h"
+
+#include "events/events.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EVENTS_PER_PAGE     1000
+#define EVENTS_MAX_PER_PAGE 10000
+
+static const char *const event_types[] = {
+    "injection",        "delivery",           "delay",    "bounce", "expired",
+    "policy_rejection", "generation_failure", "dkim_key",
+};
+
+/* The page being written: the events' texts joined into one array. */
+struct events_page {
+    sp_buf body;
+    int64_t cursor; /* the last event's */
+    size_t count;
+    int rc;
+};
+
+static void
+events_add(void *arg, int64_t cursor, const char *json)
+{
+    struct events_page *page = arg;
+
+    if (page->rc == SP_OK && page->count > 0)
+        page->rc = sp_buf_append(&page->body, ",", 1);
+    if (page->rc == SP_OK)
+        page->rc = sp_buf_append(&page->body, json, strlen(json));
+    page->cursor = cursor;
+    page->count++;
+}
+
+/* Whether each type of a comma-separated list is an event type. */
+static bool
+events_known_types(const char *list)
+{
+    const char *at = list;
+
+    while (*at != '\0') {
+        size_t len = strcspn(at, ",");
+        bool known = false;
+
+        for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]);
+             i++)
+            known = known || (strlen(event_types[i]) == len &&
+                              strncmp(at, event_types[i], len) == 0);
+        if (!known)
+            return false;
+        at += len + (at[len] == ',');
+    }
+    return true;
+}
+
+/* A timestamp as the API takes it, in milliseconds; -1 when it is not. */
+static int64_t
+events_time(const char *text)
+{
+    static const char *const formats[] = {
+        "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"};
+    int64_t ms = sp_event_time_ms(text);
+
+    for (size_t i = 0; ms < 0 && i < sizeof(formats) / sizeof(formats[0]);
+         i++) {
+        struct tm utc = {0};
+        const char *rest = strptime(text, formats[i], &utc);
+
+        if (rest != NULL && *rest == '\0')
+            ms = (int64_t)timegm(&utc) * 1000;
+    }
+    return ms;
+}
+
+/* Append a query parameter, percent-encoding all but unreserved octets. */
+static int
+events_query(sp_buf *out, const char *name, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = sp_buf_printf(out, "&%s=", name);
+
+    for (const unsigned char *at = (const unsigned char *)value;
+         rc == SP_OK && *at != '\0'; at++) {
+        char encoded[4] = {'%', hex[*at >> 4], hex[*at & 15], '\0'};
+        bool plain = (*at >= 'a' && *at <= 'z') || (*at >= 'A' && *at <= 'Z') ||
+                     (*at >= '0' && *at <= '9') || strchr("-._~@,:", *at);
+
+        rc = plain ? sp_buf_append(out, (const char *)at, 1)
+                   : sp_buf_append(out, encoded, 3);
+    }
+    return rc;
+}
+
+/* Read the parameters into filter; false with reply set when one is bad. */
+static bool
+events_filter(http__param_fn param, void *request,
+              sp_store_event_filter *filter, http__reply *reply)
+{
+    const char *from = param(request, "from"), *to = param(request, "to");
+    const char *cursor = param(request, "cursor");
+    const char *per_page = param(request, "per_page");
+    char *end = NULL;
+
+    filter->type = param(request, "events");
+    filter->recipient = param(request, "recipients");
+    filter->queue_id = param(request, "message_ids");
+    filter->campaign_id = param(request, "campaign_ids");
+    filter->limit = EVENTS_PER_PAGE;
+    if (filter->type != NULL && !events_known_types(filter->type))
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "events: a type it names is not an event type");
+    if (from != NULL && (filter->from_ms = events_time(from)) < 0)
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "from: a time such as 2026-12-04T10:00Z");
+    if (to != NULL && (filter->to_ms = events_time(to)) < 0)
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "to: a time such as 2026-12-04T10:00Z");
+    if (cursor != NULL && strcmp(cursor, "initial") != 0) {
+        filter->after = strtoll(cursor, &end, 10);
+        if (end == cursor || *end != '\0' || filter->after < 0)
+            return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                                "cursor: \"initial\" or the value of "
+                                "links.next");
+    }
+    if (per_page != NULL) {
+        long long value = strtoll(per_page, &end, 10);
+
+        if (end == per_page || *end != '\0' || value < 1 ||
+            value > EVENTS_MAX_PER_PAGE)
+            return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                                "per_page: a number from 1 to 10000");
+        filter->limit = (size_t)value;
+    }
+    return true;
+}
+
+/* The link to the page after this one, with the same filters. */
+static int
+events_next(http__param_fn param, void *request, int64_t cursor, sp_buf *out)
+{
+    static const char *const kept[] = {
+        "events", "recipients", "message_ids", "campaign_ids",
+        "from",   "to",         "per_page"};
+    int rc = sp_buf_printf(out,
+                           "],\"links\":{\"next\":\"/api/v1/events/message?"
+                           "cursor=%lld",
+                           (long long)cursor);
+
+    for (size_t i = 0; rc == SP_OK && i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (param(request, kept[i]) != NULL)
+            rc = events_query(out, kept[i], param(request, kept[i]));
+    if (rc == SP_OK)
+        rc = sp_buf_append(out, "\"}}", 3);
+    return rc;
+}
+
+void
+http__events(sp_store *store, http__param_fn param, void *request,
+             http__reply *reply)
+{
+    sp_store_event_filter filter = {0};
+    struct events_page page = {.body = SP_BUF_INIT};
+    sp_error err;
+
+    if (!events_filter(param, request, &filter, reply))
+        return;
+    page.rc = sp_buf_append(&page.body, "{\"results\":[", 12);
+    if (page.rc == SP_OK && sp_store_events_find(store, &filter, events_add,
+                                                 &page, &err) != SP_OK) {
+        sp_buf_free(&page.body);
+        http__error(reply, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "the event store cannot be read just now; try again");
+        return;
+    }
+
+    /* A full page may have more behind it; a short one is the last. */
+    if (page.rc == SP_OK && page.count == filter.limit)
+        page.rc = events_next(param, request, page.cursor, &page.body);
+    else if (page.rc == SP_OK)
+        page.rc = sp_buf_append(&page.body, "],\"links\":{}}", 13);
+    if (page.rc != SP_OK) {
+        sp_buf_free(&page.body);
+        http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
+    reply->status = MHD_HTTP_OK;
+    reply->body = strdup(page.body.data);
+    sp_buf_free(&page.body);
+    if (reply->body == NULL)
+        http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+}

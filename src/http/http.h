@@ -1,0 +1,43 @@
+/*
+ * http.h: the public face of sealpost's HTTP API (libmicrohttpd).
+ *
+ * What it owns: a server on one address, on threads of its own, that
+ * authenticates each request by an API key (the key itself in the
+ * Authorization header, as SparkPost's clients send it), routes it, and
+ * answers JSON: results as {"results": ...}, errors as
+ * {"errors": [{"message": "..."}]} with a status that says what went
+ * wrong.  The routes today:
+ *
+ *   GET /api/v1/events/message   the event store (doc/events.md), with
+ *                                filters and cursor pagination
+ *
+ * Known limit: plain HTTP only, so the daemon listens on loopback
+ * addresses alone (TLS for the API comes with a certificate setting of
+ * its own); every valid API key may read every event.
+ */
+#ifndef SP_HTTP_H
+#define SP_HTTP_H
+
+#include "base/base.h"
+#include "store/store.h"
+
+#include <sys/socket.h>
+
+typedef struct sp_http sp_http;
+
+typedef struct sp_http_options {
+    const struct sockaddr *address; /* where to listen */
+    sp_store *store;  /* API keys and events; thread-safe, borrowed */
+    unsigned threads; /* request threads; 0 for 2 */
+} sp_http_options;
+
+/*
+ * Listen and serve until sp_http_stop.  SP_EIO (err says why: the
+ * address in use, no permission), SP_ENOMEM.
+ */
+int sp_http_start(const sp_http_options *options, sp_http **out, sp_error *err);
+
+/* Stop serving: requests in progress finish first. */
+void sp_http_stop(sp_http *http);
+
+#endif /* SP_HTTP_H */
