@@ -85,6 +85,7 @@ static const struct config_row config_table[] = {
     ROW(delivery_bounce_messages, CONFIG_BOOL, "yes"),
     ROW(delivery_reply_timeout, CONFIG_DURATION, "0"),
     ROW(http_listen, CONFIG_STRING, "127.0.0.1:8025"),
+    ROW(events_retention, CONFIG_DURATION, "30d"),
     ROW(dns_update_server, CONFIG_STRING, ""),
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),

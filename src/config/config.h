@@ -90,6 +90,7 @@ typedef struct sp_config {
     int64_t delivery_reply_timeout; /* seconds, the longest wait for one
                                        whole reply; 0: RFC 5321's */
     char *http_listen; /* "ADDR:PORT" of the HTTP API, loopback; "" off */
+    int64_t events_retention; /* seconds events are kept; 0: for ever */
 
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */

@@ -285,8 +285,12 @@ void daemon_mxgroups_free(struct daemon_mxgroups *groups);
 
 struct daemon_event_pump;
 
-/* Start moving the events of data_dir's spool; NULL with err on failure. */
+/*
+ * Start moving the events of data_dir's spool, and pruning the store of
+ * events older than retention_seconds (0: none); NULL with err on failure.
+ */
 struct daemon_event_pump *daemon_event_pump_start(const char *data_dir,
+                                                  int64_t retention_seconds,
                                                   sp_error *err);
 
 /* Move what is left (after the spool's writer has stopped), then stop. */

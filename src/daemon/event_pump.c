@@ -13,6 +13,8 @@
  * loop nor the spool's writer ever waits for it.  When there is nothing
  * to move it looks again every PUMP_IDLE_MS.  A store that fails (a full
  * disk) leaves the events in the spool, tried again after PUMP_RETRY_MS.
+ * The same thread prunes the store of events older than events_retention,
+ * at start and then every hour (or every retention period, if shorter).
  */
 #include "daemon.h"
 
@@ -23,13 +25,16 @@
 #include <string.h>
 #include <time.h>
 
-#define PUMP_BATCH    1000 /* spool rows (messages' events) per batch */
-#define PUMP_EVENTS   8192 /* events a batch stops taking rows at */
-#define PUMP_IDLE_MS  100
-#define PUMP_RETRY_MS 5000
+#define PUMP_BATCH      1000 /* spool rows (messages' events) per batch */
+#define PUMP_EVENTS     8192 /* events a batch stops taking rows at */
+#define PUMP_IDLE_MS    100
+#define PUMP_RETRY_MS   5000
+#define PUMP_PRUNE_MS   (3600 * 1000) /* at most this long between prunes */
+#define PUMP_PRUNE_ROWS 10000         /* events deleted per transaction */
 
 struct daemon_event_pump {
     char data_dir[PATH_MAX];
+    int64_t retention_ms; /* events older go; 0 keeps them all */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -178,6 +183,44 @@ pump_move(sp_queue *queue, sp_store *store, struct pump_batch *batch)
     return moved;
 }
 
+static int64_t
+pump_now_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/*
+ * Delete the events older than the retention period, in transactions of
+ * PUMP_PRUNE_ROWS, until none is left or the pump is told to stop.
+ */
+static void
+pump_prune(struct daemon_event_pump *pump, sp_store *store)
+{
+    int64_t before = pump_now_ms() - pump->retention_ms;
+    size_t deleted = 0, total = 0;
+    bool stopping = false;
+    sp_error err;
+
+    do {
+        if (sp_store_events_prune(store, before, PUMP_PRUNE_ROWS, &deleted,
+                                  &err) != SP_OK) {
+            sp_log_error("events error=\"%s\"", err.text);
+            break;
+        }
+        total += deleted;
+        pthread_mutex_lock(&pump->lock);
+        stopping = pump->stopping;
+        pthread_mutex_unlock(&pump->lock);
+    } while (deleted == PUMP_PRUNE_ROWS && !stopping);
+    if (total > 0)
+        sp_log_info("events pruned=%zu note=\"older than the retention "
+                    "period\"",
+                    total);
+}
+
 /* Wait ms, or less when told to stop; true when stopping. */
 static bool
 pump_wait(struct daemon_event_pump *pump, int64_t ms)
@@ -209,6 +252,7 @@ pump_main(void *arg)
     sp_queue *queue = NULL;
     sp_store *store = NULL;
     char spool[PATH_MAX + 8];
+    int64_t next_prune = 0; /* at once, then every hour or retention */
     bool stopping = false;
     sp_error err;
 
@@ -226,8 +270,15 @@ pump_main(void *arg)
     /* After the stop, one last pass takes what the spool's last commits
      * added. */
     while (!stopping) {
-        int64_t moved = pump_move(queue, store, batch);
+        int64_t moved;
 
+        if (pump->retention_ms > 0 && pump_now_ms() >= next_prune) {
+            pump_prune(pump, store);
+            next_prune = pump_now_ms() + (pump->retention_ms < PUMP_PRUNE_MS
+                                              ? pump->retention_ms
+                                              : PUMP_PRUNE_MS);
+        }
+        moved = pump_move(queue, store, batch);
         if (moved > 0)
             continue;
         stopping = pump_wait(pump, moved < 0 ? PUMP_RETRY_MS : PUMP_IDLE_MS);
@@ -245,7 +296,8 @@ pump_main(void *arg)
 }
 
 struct daemon_event_pump *
-daemon_event_pump_start(const char *data_dir, sp_error *err)
+daemon_event_pump_start(const char *data_dir, int64_t retention_seconds,
+                        sp_error *err)
 {
     struct daemon_event_pump *pump = sp_calloc(1, sizeof(*pump));
 
@@ -254,6 +306,7 @@ daemon_event_pump_start(const char *data_dir, sp_error *err)
         return NULL;
     }
     snprintf(pump->data_dir, sizeof(pump->data_dir), "%s", data_dir);
+    pump->retention_ms = retention_seconds * 1000;
     pthread_mutex_init(&pump->lock, NULL);
     pthread_cond_init(&pump->wake, NULL);
     if (pthread_create(&pump->thread, NULL, pump_main, pump) != 0) {

@@ -289,8 +289,8 @@ start_smtp(struct daemon *daemon)
 
     snprintf(spool, sizeof(spool), "%s/spool", config->data_dir);
     if (sp_queue_open(spool, &options, &daemon->queue, &err) != SP_OK ||
-        (daemon->events_pump =
-             daemon_event_pump_start(config->data_dir, &err)) == NULL ||
+        (daemon->events_pump = daemon_event_pump_start(
+             config->data_dir, config->events_retention, &err)) == NULL ||
         daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK ||
         daemon_signer_start(config, daemon->keys, &daemon->signer, &err) !=
             SP_OK)

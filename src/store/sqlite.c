@@ -522,6 +522,14 @@ sqlite_events_find(void *impl, const sp_store_event_filter *filter,
                               each, arg, err);
 }
 
+static int
+sqlite_events_prune(void *impl, int64_t before_ms, size_t max, size_t *deleted,
+                    sp_error *err)
+{
+    return store__events_prune(((struct store_sqlite *)impl)->events, before_ms,
+                               max, deleted, err);
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -537,6 +545,7 @@ static const struct sp_store_backend sqlite_backend = {
     .apikey_revoke = sqlite_apikey_revoke,
     .events_add = sqlite_events_add,
     .events_find = sqlite_events_find,
+    .events_prune = sqlite_events_prune,
 };
 
 int

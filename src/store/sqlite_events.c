@@ -8,8 +8,10 @@
  * a row holding its JSON and the fields queries select by, indexed; the
  * row's sequence number is the cursor of pagination and of --follow.
  * WAL with synchronous=FULL, like the rest of the store: an add is durable
- * when it returns.  An event id seen before is ignored, so whoever moves
- * events here may give the same ones again after a crash.
+ * when it returns.  Events older than the retention period are pruned in
+ * short transactions by whoever calls store__events_prune (the daemon).  An
+ * event id seen before is ignored, so whoever moves events here may give the
+ * same ones again after a crash.
  */
 #include "store_int.h"
 
@@ -256,5 +258,29 @@ store__events_find(sqlite3 *db, const sp_store_event_filter *filter,
     for (size_t i = 0; i < 4; i++)
         sp_free(lists[i].copy);
     sp_buf_free(&sql);
+    return rc;
+}
+
+int
+store__events_prune(sqlite3 *db, int64_t before_ms, size_t max, size_t *deleted,
+                    sp_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = SP_OK;
+
+    /* By the time index, oldest first, a bounded number at a time. */
+    *deleted = 0;
+    if (sqlite3_prepare_v2(db,
+                           "DELETE FROM events WHERE seq IN (SELECT seq FROM "
+                           "events WHERE ts < ? ORDER BY ts LIMIT ?)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return events_fail(db, err, "pruning events");
+    sqlite3_bind_int64(stmt, 1, before_ms);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = events_fail(db, err, "pruning events");
+    else
+        *deleted = (size_t)sqlite3_changes(db);
+    sqlite3_finalize(stmt);
     return rc;
 }

@@ -168,3 +168,11 @@ sp_store_events_find(sp_store *store, const sp_store_event_filter *filter,
 {
     return store->backend->events_find(store->impl, filter, each, arg, err);
 }
+
+int
+sp_store_events_prune(sp_store *store, int64_t before_ms, size_t max,
+                      size_t *deleted, sp_error *err)
+{
+    return store->backend->events_prune(store->impl, before_ms, max, deleted,
+                                        err);
+}

@@ -180,6 +180,14 @@ int sp_store_events_find(sp_store *store, const sp_store_event_filter *filter,
                                       const char *json),
                          void *arg, sp_error *err);
 
+/*
+ * Delete up to max events older than before_ms (their timestamp), oldest
+ * first, in one transaction; *deleted says how many went.  Call again
+ * while it deletes max: short transactions keep writers waiting briefly.
+ */
+int sp_store_events_prune(sp_store *store, int64_t before_ms, size_t max,
+                          size_t *deleted, sp_error *err);
+
 /* ------------------------------------------------------------------------
  * The table every backend fills (store.c, sqlite.c).
  */
@@ -208,6 +216,8 @@ struct sp_store_backend {
                        void (*each)(void *arg, int64_t cursor,
                                     const char *json),
                        void *arg, sp_error *err);
+    int (*events_prune)(void *impl, int64_t before_ms, size_t max,
+                        size_t *deleted, sp_error *err);
 };
 
 #endif /* SP_STORE_H */

@@ -29,4 +29,7 @@ int store__events_find(struct sqlite3 *db, const sp_store_event_filter *filter,
                                     const char *json),
                        void *arg, sp_error *err);
 
+int store__events_prune(struct sqlite3 *db, int64_t before_ms, size_t max,
+                        size_t *deleted, sp_error *err);
+
 #endif /* SP_STORE_INT_H */

@@ -8,7 +8,7 @@ store, and "sealpost events" reads them.
 - the command's filters (type, recipient, queue id, since, limit) and its
   table; --follow prints events as they come;
 - killed with SIGKILL just after delivering and started again, every event
-  is in the store exactly once;
+  is in the store exactly once; events older than events_retention go;
 - the HTTP API's GET /api/v1/events/message gives the same events to a
   valid API key, with its filters and cursor pages, and JSON errors:
   401 without a key or with a revoked one, 400 naming a bad parameter,
@@ -123,6 +123,20 @@ def test_events_of_delivery_and_the_command(tmp_path):
                 follow.terminate()
                 follow.wait(10)
             assert json.loads(line)["rcpt_to"] == "new@example.org"
+
+
+def test_events_older_than_the_retention_go(tmp_path):
+    port = free_port()
+    with scripted(port) as receiver:
+        server = Sealpostd(tmp_path,
+                           f"delivery_smarthost = 127.0.0.1:{port}\n"
+                           "events_retention = 2s\n")
+        with server:
+            submit(server, "a@example.com", ["brief@example.org"], 1)
+            assert len(receiver.wait(1)) == 1, server.log()
+            assert wait_for(lambda: len(events(server)) == 2, 10)
+            assert wait_for(lambda: events(server) == [], 10), server.log()
+            assert "events pruned=" in server.log()
 
 
 def test_events_survive_a_kill(tmp_path):

@@ -1,7 +1,8 @@
 /*
  * test_events.c: the event store: events added in batches come back in
  * the order they were stored, by each filter and across pages; an event
- * id given twice is kept once; the store survives a reopen.
+ * id given twice is kept once; the store survives a reopen; old events
+ * are pruned oldest first.
  */
 #include "testlib.h"
 
@@ -111,11 +112,51 @@ events_by_filter_and_page(void **state)
     testlib_remove_dir(dir);
 }
 
+/* Pruning takes the oldest events first, a bounded number at a time. */
+static void
+old_events_are_pruned(void **state)
+{
+    static const sp_store_event batch[] = {
+        {"p1", 1000, "injection", "a@example.org", "Q1", "", "{\"n\":1}"},
+        {"p2", 2000, "delivery", "a@example.org", "Q1", "", "{\"n\":2}"},
+        {"p3", 3000, "injection", "b@example.org", "Q2", "", "{\"n\":3}"},
+    };
+    sp_store_event_filter all = {0};
+    struct found found;
+    size_t deleted = 9;
+    char dir[256];
+    sp_store *store = NULL;
+    sp_error err;
+
+    (void)state;
+    testlib_temp_dir("events", dir, sizeof(dir));
+    assert_int_equal(sp_store_open(dir, &store, &err), SP_OK);
+    assert_int_equal(sp_store_events_add(store, batch, 3, &err), SP_OK);
+    assert_int_equal(sp_store_events_prune(store, 3000, 1, &deleted, &err),
+                     SP_OK);
+    assert_int_equal(deleted, 1);
+    found = find(store, &all);
+    assert_int_equal(found.count, 2);
+    assert_string_equal(found.json[0], "{\"n\":2}");
+    assert_int_equal(sp_store_events_prune(store, 3000, 10, &deleted, &err),
+                     SP_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(sp_store_events_prune(store, 3000, 10, &deleted, &err),
+                     SP_OK);
+    assert_int_equal(deleted, 0);
+    found = find(store, &all);
+    assert_int_equal(found.count, 1);
+    assert_string_equal(found.json[0], "{\"n\":3}");
+    sp_store_close(store);
+    testlib_remove_dir(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(events_by_filter_and_page),
+        cmocka_unit_test(old_events_are_pruned),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
