@@ -55,6 +55,7 @@ keys_start(const cli_globals *globals, bool create, struct keys_run *run)
         fprintf(stderr, "sealpost: %s\n", err.text);
         return CLI_RUNTIME;
     }
+    sp_events_set_store(run->events, sp_keys_store(run->keys));
 
     /* Keys that queued messages carry must not retire. */
     snprintf(spool, sizeof(spool), "%s/spool", run->config.data_dir);

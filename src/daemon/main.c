@@ -234,6 +234,7 @@ open_services(struct daemon *daemon)
         sp_dns_resolver_new(config->resolver[0] ? config->resolver : NULL,
                             &daemon->resolver, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
+    sp_events_set_store(daemon->events, sp_keys_store(daemon->keys));
     daemon->dkim = (struct daemon_dkim){
         .config = config,
         .keys = daemon->keys,

@@ -17,9 +17,43 @@
 #include <unistd.h>
 
 struct sp_events {
-    int fd;    /* events.jsonl, O_APPEND */
-    bool echo; /* also write each event to the log */
+    int fd;          /* events.jsonl, O_APPEND */
+    bool echo;       /* also write each event to the log */
+    sp_store *store; /* also add each event here, when set */
 };
+
+void
+sp_events_set_store(sp_events *events, sp_store *store)
+{
+    events->store = store;
+}
+
+/* Add the event line to the store, when there is one. */
+static int
+events_store(sp_events *events, const char *type, const char *line,
+             sp_error *err)
+{
+    json_t *event = events->store ? json_loads(line, 0, NULL) : NULL;
+    sp_store_event row = {
+        .id = json_string_value(json_object_get(event, "event_id")),
+        .type = type,
+        .json = line,
+    };
+    const char *when;
+    int rc;
+
+    if (events->store == NULL)
+        return SP_OK;
+    if (event == NULL || row.id == NULL) {
+        json_decref(event);
+        return sp_err_set(err, SP_ENOMEM, "out of memory storing an event");
+    }
+    when = json_string_value(json_object_get(event, "timestamp"));
+    row.timestamp_ms = when ? sp_event_time_ms(when) : 0;
+    rc = sp_store_events_add(events->store, &row, 1, err);
+    json_decref(event);
+    return rc;
+}
 
 int
 sp_events_open(const char *data_dir, bool echo, sp_events **out, sp_error *err)
@@ -113,6 +147,7 @@ sp_events_emit(sp_events *events, const char *type, json_t *fields,
     char *line;
     size_t len;
     ssize_t put;
+    int rc;
 
     if (fields == NULL || !json_is_object(fields)) {
         json_decref(fields);
@@ -129,11 +164,14 @@ sp_events_emit(sp_events *events, const char *type, json_t *fields,
     line[len] = '\0';
     if (events->echo)
         sp_log_info("event %s", line);
-    free(line);
-    if (put != (ssize_t)(len + 1))
+    if (put != (ssize_t)(len + 1)) {
+        free(line);
         return sp_err_set(err, SP_EIO, "writing an event: %s",
                           put < 0 ? strerror(errno) : "short write");
-    return SP_OK;
+    }
+    rc = events_store(events, type, line, err);
+    free(line);
+    return rc;
 }
 
 void

@@ -4,10 +4,11 @@
  * Every step that matters to a sender or an operator is an event with one
  * shape: a JSON object with event_id (unique), type, timestamp (UTC, in
  * milliseconds) and the fields of its type (doc/events.md lists them).
- * What it owns: making an event's text (sp_event_text), and writing
- * events as JSON lines to events.jsonl in the data directory and to the
- * log (the key lifecycle's).  Message events go through the spool into
- * the event store (store.h); the daemon moves them.
+ * What it owns: making an event's text (sp_event_text), and emitting the
+ * key lifecycle's events: a JSON line in events.jsonl in the data
+ * directory, the log, and the event store when one is set.  Message
+ * events go through the spool into the event store (store.h); the daemon
+ * moves them.
  *
  * Errors are returned, never logged; an event that cannot be written is
  * reported to the caller, which decides whether that stops anything.
@@ -16,6 +17,7 @@
 #define SP_EVENTS_H
 
 #include "base/base.h"
+#include "store/store.h"
 
 #include <jansson.h>
 
@@ -28,6 +30,13 @@ typedef struct sp_events sp_events;
  */
 int sp_events_open(const char *data_dir, bool echo, sp_events **out,
                    sp_error *err);
+
+/*
+ * Also add every event emitted from now on to store's event store (where
+ * "sealpost events" and the API read them); store is borrowed and must
+ * outlive events.
+ */
+void sp_events_set_store(sp_events *events, sp_store *store);
 
 /*
  * Emit one event of type with the fields in fields (an object, whose

@@ -209,6 +209,12 @@ def test_full_rotation(site, tmp_path):
                               "selector", "state", "reason"}
     assert len({e["event_id"] for e in events(data)}) == len(events(data))
 
+    # The same events are in the event store, where "sealpost events"
+    # reads them.
+    stored = run(config, "events", "--json", "--type", "dkim_key").stdout
+    assert [json.loads(line)["event_id"] for line in stored.splitlines()] \
+        == [e["event_id"] for e in events(data) if e["type"] == "dkim_key"]
+
 
 def test_retirement_waits_for_x_expiry(site):
     bind, config, _ = site
