@@ -14,11 +14,20 @@
  * The answer is {"results": [events, oldest first], "links": {"next":
  * "/api/v1/events/message?cursor=..."}}, links.next only while a page came
  * full.  A parameter with a bad value is a 400 naming it.
+ *
+ * Also owns http__metrics, GET /api/v1/metrics/deliverability: from
+ * (needed) and to as above, precision (1min, 5min, 15min, hour, day) for
+ * a time series; the answer is {"results": {"totals": {...},
+ * "time_series": [{"ts": ..., counts}], "domains": [{"domain": ...,
+ * counts}]}}, each counts object "count_" and the metric of each type
+ * (count_injected, count_delivered, count_bounce, count_delayed,
+ * count_expired, ...).
  */
 #include "http_int.h"
 
 #include "events/events.h"
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +217,149 @@ http__events(sp_store *store, http__param_fn param, void *request,
     reply->status = MHD_HTTP_OK;
     reply->body = strdup(page.body.data);
     sp_buf_free(&page.body);
+    if (reply->body == NULL)
+        http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+}
+
+/* The metric a type counts under: SparkPost's names where they exist. */
+static void
+metrics_name(const char *type, char *out, size_t size)
+{
+    static const char *const names[][2] = {
+        {"injection", "count_injected"}, {"delivery", "count_delivered"},
+        {"bounce", "count_bounce"},      {"delay", "count_delayed"},
+        {"expired", "count_expired"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(type, names[i][0]) == 0) {
+            snprintf(out, size, "%s", names[i][1]);
+            return;
+        }
+    snprintf(out, size, "count_%s", type);
+}
+
+/* What the counts are gathered into. */
+struct metrics {
+    json_t *totals;  /* {"count_...": n} */
+    json_t *groups;  /* time buckets or domains, in order */
+    const char *key; /* "ts" or "domain" */
+    bool by_domain;
+};
+
+/* Add count to object's metric for type. */
+static void
+metrics_add(json_t *object, const char *type, int64_t count)
+{
+    char name[64];
+
+    metrics_name(type, name, sizeof(name));
+    json_object_set_new(
+        object, name,
+        json_integer(json_integer_value(json_object_get(object, name)) +
+                     count));
+}
+
+/* One group's count of one type (from sp_store_events_count). */
+static void
+metrics_row(void *arg, int64_t bucket, const char *domain, const char *type,
+            int64_t count)
+{
+    struct metrics *metrics = arg;
+    size_t last = json_array_size(metrics->groups);
+    json_t *group = last ? json_array_get(metrics->groups, last - 1) : NULL;
+    char when[40];
+    time_t seconds = (time_t)(bucket / 1000);
+    struct tm utc;
+
+    if (metrics->by_domain)
+        snprintf(when, sizeof(when), "%s", domain ? domain : "");
+    else {
+        gmtime_r(&seconds, &utc);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &utc);
+    }
+    if (group == NULL ||
+        strcmp(json_string_value(json_object_get(group, metrics->key)), when) !=
+            0) {
+        group = json_pack("{s:s}", metrics->key, when);
+        json_array_append_new(metrics->groups, group);
+    }
+    metrics_add(group, type, count);
+    if (!metrics->by_domain)
+        metrics_add(metrics->totals, type, count);
+}
+
+/* Read from, to and precision; false with reply set when one is bad. */
+static bool
+metrics_params(http__param_fn param, void *request, int64_t *from_ms,
+               int64_t *to_ms, int64_t *bucket_ms, http__reply *reply)
+{
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } precisions[] = {
+        {"1min", 60000},   {"5min", 300000},  {"15min", 900000},
+        {"hour", 3600000}, {"day", 86400000},
+    };
+    const char *from = param(request, "from"), *to = param(request, "to");
+    const char *precision = param(request, "precision");
+
+    *from_ms = from ? events_time(from) : -1;
+    *to_ms = to ? events_time(to) : 0;
+    *bucket_ms = 0;
+    if (*from_ms < 0)
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "from: a time such as 2026-12-04T10:00Z "
+                            "(needed)");
+    if (*to_ms < 0)
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "to: a time such as 2026-12-04T10:00Z");
+    for (size_t i = 0;
+         precision && i < sizeof(precisions) / sizeof(precisions[0]); i++)
+        if (strcmp(precision, precisions[i].name) == 0)
+            *bucket_ms = precisions[i].ms;
+    if (precision != NULL && *bucket_ms == 0)
+        return !http__error(reply, MHD_HTTP_BAD_REQUEST,
+                            "precision: 1min, 5min, 15min, hour or day");
+    return true;
+}
+
+void
+http__metrics(sp_store *store, http__param_fn param, void *request,
+              http__reply *reply)
+{
+    int64_t from_ms, to_ms, bucket_ms;
+    struct metrics by_time = {.key = "ts"};
+    struct metrics by_domain = {.key = "domain", .by_domain = true};
+    json_t *results;
+    sp_error err;
+    int rc;
+
+    if (!metrics_params(param, request, &from_ms, &to_ms, &bucket_ms, reply))
+        return;
+    by_time.totals = json_object();
+    by_time.groups = json_array();
+    by_domain.groups = json_array();
+    rc = sp_store_events_count(store, from_ms, to_ms, bucket_ms, false,
+                               metrics_row, &by_time, &err);
+    if (rc == SP_OK)
+        rc = sp_store_events_count(store, from_ms, to_ms, 0, true, metrics_row,
+                                   &by_domain, &err);
+    results =
+        json_pack("{s:{s:o, s:o, s:o}}", "results", "totals", by_time.totals,
+                  "time_series", bucket_ms ? by_time.groups : json_array(),
+                  "domains", by_domain.groups);
+    if (bucket_ms == 0)
+        json_decref(by_time.groups);
+    if (rc != SP_OK) {
+        json_decref(results);
+        http__error(reply, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "the event store cannot be read just now; try again");
+        return;
+    }
+    reply->status = MHD_HTTP_OK;
+    reply->body = results ? json_dumps(results, JSON_COMPACT) : NULL;
+    json_decref(results);
     if (reply->body == NULL)
         http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 }

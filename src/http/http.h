@@ -10,6 +10,9 @@
  *
  *   GET /api/v1/events/message   the event store (doc/events.md), with
  *                                filters and cursor pagination
+ *   GET /api/v1/metrics/deliverability
+ *                                counts of events by type, over time or
+ *                                by recipient domain
  *
  * Known limit: plain HTTP only, so the daemon listens on loopback
  * addresses alone (TLS for the API comes with a certificate setting of

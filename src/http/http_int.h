@@ -2,7 +2,8 @@
  * http_int.h: what the files of the HTTP module share.
  *
  *   server.c      sp_http_*: the server, authentication, routing, replies
- *   api_events.c  http__events: GET /api/v1/events/message
+ *   api_events.c  http__events: GET /api/v1/events/message;
+ *                 http__metrics: GET /api/v1/metrics/deliverability
  */
 #ifndef SP_HTTP_INT_H
 #define SP_HTTP_INT_H
@@ -27,5 +28,9 @@ bool http__error(http__reply *reply, unsigned status, const char *text);
 /* GET /api/v1/events/message. */
 void http__events(sp_store *store, http__param_fn param, void *request,
                   http__reply *reply);
+
+/* GET /api/v1/metrics/deliverability. */
+void http__metrics(sp_store *store, http__param_fn param, void *request,
+                   http__reply *reply);
 
 #endif /* SP_HTTP_INT_H */

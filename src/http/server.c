@@ -125,13 +125,16 @@ http_request(void *cls, struct MHD_Connection *connection, const char *url,
 
     if (!http_authorized(http, connection, &reply))
         return http_send(connection, &reply);
-    if (strcmp(url, "/api/v1/events/message") != 0)
+    if (strcmp(url, "/api/v1/events/message") != 0 &&
+        strcmp(url, "/api/v1/metrics/deliverability") != 0)
         http__error(&reply, MHD_HTTP_NOT_FOUND, "no such resource");
     else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         http__error(&reply, MHD_HTTP_METHOD_NOT_ALLOWED,
                     "this resource takes GET");
-    else
+    else if (strcmp(url, "/api/v1/events/message") == 0)
         http__events(http->store, http_param, connection, &reply);
+    else
+        http__metrics(http->store, http_param, connection, &reply);
     return http_send(connection, &reply);
 }
 

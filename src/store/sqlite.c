@@ -530,6 +530,17 @@ sqlite_events_prune(void *impl, int64_t before_ms, size_t max, size_t *deleted,
                                max, deleted, err);
 }
 
+static int
+sqlite_events_count(void *impl, int64_t from_ms, int64_t to_ms,
+                    int64_t bucket_ms, bool by_domain,
+                    void (*each)(void *arg, int64_t bucket, const char *domain,
+                                 const char *type, int64_t count),
+                    void *arg, sp_error *err)
+{
+    return store__events_count(((struct store_sqlite *)impl)->events, from_ms,
+                               to_ms, bucket_ms, by_domain, each, arg, err);
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -546,6 +557,7 @@ static const struct sp_store_backend sqlite_backend = {
     .events_add = sqlite_events_add,
     .events_find = sqlite_events_find,
     .events_prune = sqlite_events_prune,
+    .events_count = sqlite_events_count,
 };
 
 int

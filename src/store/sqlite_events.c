@@ -284,3 +284,42 @@ store__events_prune(sqlite3 *db, int64_t before_ms, size_t max, size_t *deleted,
     sqlite3_finalize(stmt);
     return rc;
 }
+
+int
+store__events_count(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+                    int64_t bucket_ms, bool by_domain,
+                    void (*each)(void *arg, int64_t bucket, const char *domain,
+                                 const char *type, int64_t count),
+                    void *arg, sp_error *err)
+{
+    /* Both by the time index; the domain is what follows the last '@'. */
+    static const char by_time[] =
+        "SELECT CASE WHEN ?3 > 0 THEN (ts / ?3) * ?3 ELSE ?1 END AS bucket,"
+        " '', type, count(*) FROM events"
+        " WHERE ts >= ?1 AND (?2 = 0 OR ts < ?2)"
+        " GROUP BY bucket, type ORDER BY bucket, type";
+    static const char by_domain_sql[] =
+        "SELECT ?1, lower(substr(recipient, instr(recipient, '@') + 1))"
+        " AS domain, type, count(*) FROM events"
+        " WHERE ts >= ?1 AND (?2 = 0 OR ts < ?2) AND recipient != ''"
+        " GROUP BY domain, type ORDER BY domain, type";
+    sqlite3_stmt *stmt = NULL;
+    int step;
+
+    if (sqlite3_prepare_v2(db, by_domain ? by_domain_sql : by_time, -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return events_fail(db, err, "counting events");
+    sqlite3_bind_int64(stmt, 1, from_ms);
+    sqlite3_bind_int64(stmt, 2, to_ms);
+    if (!by_domain)
+        sqlite3_bind_int64(stmt, 3, bucket_ms);
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW)
+        each(arg, sqlite3_column_int64(stmt, 0),
+             (const char *)sqlite3_column_text(stmt, 1),
+             (const char *)sqlite3_column_text(stmt, 2),
+             sqlite3_column_int64(stmt, 3));
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return events_fail(db, err, "counting events");
+    return SP_OK;
+}

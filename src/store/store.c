@@ -176,3 +176,15 @@ sp_store_events_prune(sp_store *store, int64_t before_ms, size_t max,
     return store->backend->events_prune(store->impl, before_ms, max, deleted,
                                         err);
 }
+
+int
+sp_store_events_count(sp_store *store, int64_t from_ms, int64_t to_ms,
+                      int64_t bucket_ms, bool by_domain,
+                      void (*each)(void *arg, int64_t bucket,
+                                   const char *domain, const char *type,
+                                   int64_t count),
+                      void *arg, sp_error *err)
+{
+    return store->backend->events_count(store->impl, from_ms, to_ms, bucket_ms,
+                                        by_domain, each, arg, err);
+}

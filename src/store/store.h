@@ -181,6 +181,19 @@ int sp_store_events_find(sp_store *store, const sp_store_event_filter *filter,
                          void *arg, sp_error *err);
 
 /*
+ * Count the events of [from_ms, to_ms) (to_ms 0: up to now) by type, and
+ * by bucket_ms-long time buckets (0: one for all) or, with by_domain, by
+ * recipient domain instead; each(arg, bucket start, domain or "", type,
+ * count) per group.
+ */
+int sp_store_events_count(sp_store *store, int64_t from_ms, int64_t to_ms,
+                          int64_t bucket_ms, bool by_domain,
+                          void (*each)(void *arg, int64_t bucket,
+                                       const char *domain, const char *type,
+                                       int64_t count),
+                          void *arg, sp_error *err);
+
+/*
  * Delete up to max events older than before_ms (their timestamp), oldest
  * first, in one transaction; *deleted says how many went.  Call again
  * while it deletes max: short transactions keep writers waiting briefly.
@@ -218,6 +231,12 @@ struct sp_store_backend {
                        void *arg, sp_error *err);
     int (*events_prune)(void *impl, int64_t before_ms, size_t max,
                         size_t *deleted, sp_error *err);
+    int (*events_count)(void *impl, int64_t from_ms, int64_t to_ms,
+                        int64_t bucket_ms, bool by_domain,
+                        void (*each)(void *arg, int64_t bucket,
+                                     const char *domain, const char *type,
+                                     int64_t count),
+                        void *arg, sp_error *err);
 };
 
 #endif /* SP_STORE_H */

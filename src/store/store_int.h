@@ -32,4 +32,11 @@ int store__events_find(struct sqlite3 *db, const sp_store_event_filter *filter,
 int store__events_prune(struct sqlite3 *db, int64_t before_ms, size_t max,
                         size_t *deleted, sp_error *err);
 
+int store__events_count(struct sqlite3 *db, int64_t from_ms, int64_t to_ms,
+                        int64_t bucket_ms, bool by_domain,
+                        void (*each)(void *arg, int64_t bucket,
+                                     const char *domain, const char *type,
+                                     int64_t count),
+                        void *arg, sp_error *err);
+
 #endif /* SP_STORE_INT_H */

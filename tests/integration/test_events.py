@@ -10,7 +10,9 @@ store, and "sealpost events" reads them.
 - killed with SIGKILL just after delivering and started again, every event
   is in the store exactly once; events older than events_retention go;
 - the HTTP API's GET /api/v1/events/message gives the same events to a
-  valid API key, with its filters and cursor pages, and JSON errors:
+  valid API key, with its filters and cursor pages, and
+  /api/v1/metrics/deliverability their counts by type, day and domain;
+  JSON errors:
   401 without a key or with a revoked one, 400 naming a bad parameter,
   404 and 405.
 """
@@ -209,6 +211,30 @@ def test_events_over_the_http_api(tmp_path):
             assert sorted(seen) == sorted(
                 ["good@example.org", BAD] +
                 [f"p{n}@example.org" for n in range(3)])
+
+            # Counts by type, over time and by recipient domain.
+            status, body = api(server, "/api/v1/metrics/deliverability?"
+                               "from=2000-01-01T00:00&precision=day", key)
+            assert status == 200, body
+            totals = body["results"]["totals"]
+            assert totals == {"count_injected": 5, "count_delivered": 4,
+                              "count_bounce": 1}, totals
+            days = body["results"]["time_series"]  # two if past midnight
+            assert 1 <= len(days) <= 2
+            assert all(day["ts"].endswith("T00:00:00Z") for day in days)
+            assert {name: sum(day.get(name, 0) for day in days)
+                    for name in totals} == totals
+            assert body["results"]["domains"] == [
+                dict(domain="example.org", **totals)]
+            status, body = api(server, "/api/v1/metrics/deliverability?"
+                               "from=2099-01-01T00:00", key)
+            assert body["results"]["totals"] == {}
+            status, body = api(server, "/api/v1/metrics/deliverability", key)
+            assert status == 400 and "from" in body["errors"][0]["message"]
+            status, body = api(server, "/api/v1/metrics/deliverability?"
+                               "from=2000-01-01T00:00&precision=week", key)
+            assert status == 400 and "precision" in \
+                body["errors"][0]["message"]
 
             # Errors, as JSON with a message.
             for path, want, words in (
