@@ -59,6 +59,7 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
     static const struct option options[] = {
         {"name", required_argument, NULL, 'n'},
         {"domain", required_argument, NULL, 'd'},
+        {"scope", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -76,12 +77,27 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
         } else if (option == 'd') {
             if (!apikey_add_domain(key.domains, sizeof(key.domains), optarg))
                 return CLI_USAGE;
+        } else if (option == 's') {
+            if (strcmp(optarg, "send") != 0 && strcmp(optarg, "read") != 0) {
+                fprintf(stderr,
+                        "sealpost: --scope %s: send (SMTP AUTH) or "
+                        "read (events, metrics)\n",
+                        optarg);
+                return CLI_USAGE;
+            }
+            if (strstr(key.scopes, optarg) == NULL)
+                snprintf(key.scopes + strlen(key.scopes),
+                         sizeof(key.scopes) - strlen(key.scopes), "%s%s",
+                         key.scopes[0] ? "," : "", optarg);
         } else {
             fprintf(option == 'h' ? stdout : stderr,
                     "usage: sealpost apikey create --name NAME "
-                    "[--domain D ...]\n\nPrints a new API key once: keep "
-                    "it, sealpost stores only its hash.  With --domain,\n"
-                    "the key may send only from those domains.\n");
+                    "[--domain D ...] [--scope send|read ...]\n\nPrints a "
+                    "new API key once: keep it, sealpost stores only its "
+                    "hash.  With --domain,\nthe key may send only from "
+                    "those domains; with --scope, it may only send (SMTP "
+                    "AUTH)\nor only read (events and metrics); both "
+                    "without.\n");
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }
@@ -141,18 +157,19 @@ cli_apikey_list(const cli_globals *globals, int argc, char **argv)
         const sp_store_apikey *key = &keys[i];
 
         if (json) {
-            json_t *row = json_pack(
-                "{s:s, s:s, s:s, s:I, s:I}", "name", key->name, "prefix",
-                key->prefix, "domains", key->domains, "created",
-                (json_int_t)key->created, "revoked", (json_int_t)key->revoked);
+            json_t *row =
+                json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "name", key->name,
+                          "prefix", key->prefix, "domains", key->domains,
+                          "created", (json_int_t)key->created, "revoked",
+                          (json_int_t)key->revoked, "scopes", key->scopes);
             char *text = json_dumps(row, JSON_COMPACT);
 
             printf("%s\n", text ? text : "{}");
             free(text);
             json_decref(row);
         } else {
-            printf("%-20s %-12s %-8s %s\n", key->name, key->prefix,
-                   key->revoked ? "revoked" : "valid",
+            printf("%-20s %-12s %-8s %-10s %s\n", key->name, key->prefix,
+                   key->revoked ? "revoked" : "valid", key->scopes,
                    key->domains[0] ? key->domains : "(any domain)");
         }
     }

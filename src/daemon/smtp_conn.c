@@ -287,6 +287,12 @@ conn_authenticate(void *arg, const char *user, const char *password,
         sp_log_info("auth client=%s result=failed", conn->ip);
         return false;
     }
+    if (!sp_store_apikey_allows(&key, "send")) {
+        sp_log_info("auth client=%s identity=%s result=failed "
+                    "reason=\"the key may not send\"",
+                    conn->ip, key.name);
+        return false;
+    }
     snprintf(identity, size, "%s", key.name);
     snprintf(conn->identity, sizeof(conn->identity), "%s", key.name);
     snprintf(conn->domains, sizeof(conn->domains), "%s", key.domains);

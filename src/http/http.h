@@ -14,9 +14,9 @@
  *                                counts of events by type, over time or
  *                                by recipient domain
  *
- * Known limit: plain HTTP only, so the daemon listens on loopback
- * addresses alone (TLS for the API comes with a certificate setting of
- * its own); every valid API key may read every event.
+ * A key needs the read scope (sp_store_apikey_allows).  Known limit:
+ * plain HTTP only, so the daemon listens on loopback addresses alone (TLS
+ * for the API comes with a certificate setting of its own).
  */
 #ifndef SP_HTTP_H
 #define SP_HTTP_H

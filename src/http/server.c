@@ -66,8 +66,14 @@ http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
     }
     sp_crypt_apikey_hash(key, strlen(key), hash);
     rc = sp_store_apikey_find(http->store, hash, &found, &err);
-    if (rc == SP_OK)
+    if (rc == SP_OK && sp_store_apikey_allows(&found, "read"))
         return true;
+    if (rc == SP_OK) {
+        http__error(reply, MHD_HTTP_FORBIDDEN,
+                    "this API key may not read events (its scopes: "
+                    "send); make one with --scope read");
+        return false;
+    }
     if (rc == SP_ENOTFOUND)
         http__error(reply, MHD_HTTP_UNAUTHORIZED,
                     "the API key is not valid (unknown or revoked)");

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -56,6 +56,11 @@ static const char store_schema_2[] = "CREATE TABLE apikeys ("
                                      " domains TEXT NOT NULL,"
                                      " created INTEGER NOT NULL,"
                                      " revoked INTEGER NOT NULL DEFAULT 0);";
+
+/* Version 3: what each API key may do; older keys may do both. */
+static const char store_schema_3[] =
+    "ALTER TABLE apikeys ADD COLUMN scopes TEXT NOT NULL DEFAULT "
+    "'send,read';";
 
 struct store_sqlite {
     sqlite3 *db;
@@ -108,8 +113,10 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         rc = sqlite_exec(self, store_schema_1, err);
     if (rc == SP_OK && version < 2)
         rc = sqlite_exec(self, store_schema_2, err);
+    if (rc == SP_OK && version < 3)
+        rc = sqlite_exec(self, store_schema_3, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 2", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 3", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -380,7 +387,7 @@ sqlite_apikey_insert(void *impl, sp_store_apikey *key, sp_error *err)
 
     if (sqlite3_prepare_v2(self->db,
                            "INSERT INTO apikeys (name, prefix, hash, domains, "
-                           "created) VALUES (?, ?, ?, ?, ?)",
+                           "created, scopes) VALUES (?, ?, ?, ?, ?, ?)",
                            -1, &stmt, NULL) != SQLITE_OK)
         return sqlite_fail(self, err, "adding an API key");
     sqlite3_bind_text(stmt, 1, key->name, -1, SQLITE_STATIC);
@@ -388,6 +395,8 @@ sqlite_apikey_insert(void *impl, sp_store_apikey *key, sp_error *err)
     sqlite3_bind_blob(stmt, 3, key->hash, sizeof(key->hash), SQLITE_STATIC);
     sqlite3_bind_text(stmt, 4, key->domains, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, key->created);
+    sqlite3_bind_text(stmt, 6, key->scopes[0] ? key->scopes : "send,read", -1,
+                      SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc == SQLITE_CONSTRAINT)
@@ -401,7 +410,7 @@ sqlite_apikey_insert(void *impl, sp_store_apikey *key, sp_error *err)
 }
 
 /* Copy one apikeys row (id, name, prefix, hash, domains, created,
- * revoked) into key. */
+ * revoked, scopes) into key. */
 static void
 sqlite_apikey_row(sqlite3_stmt *stmt, sp_store_apikey *key)
 {
@@ -419,9 +428,12 @@ sqlite_apikey_row(sqlite3_stmt *stmt, sp_store_apikey *key)
              (const char *)sqlite3_column_text(stmt, 4));
     key->created = sqlite3_column_int64(stmt, 5);
     key->revoked = sqlite3_column_int64(stmt, 6);
+    snprintf(key->scopes, sizeof(key->scopes), "%s",
+             (const char *)sqlite3_column_text(stmt, 7));
 }
 
-#define APIKEY_COLUMNS "id, name, prefix, hash, domains, created, revoked"
+#define APIKEY_COLUMNS                                                         \
+    "id, name, prefix, hash, domains, created, revoked, scopes"
 
 static int
 sqlite_apikey_list(void *impl, sp_store_apikey **keys, size_t *count,

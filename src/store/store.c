@@ -188,3 +188,18 @@ sp_store_events_count(sp_store *store, int64_t from_ms, int64_t to_ms,
     return store->backend->events_count(store->impl, from_ms, to_ms, bucket_ms,
                                         by_domain, each, arg, err);
 }
+
+bool
+sp_store_apikey_allows(const sp_store_apikey *key, const char *scope)
+{
+    size_t len = strlen(scope);
+
+    for (const char *at = key->scopes; *at != '\0';) {
+        size_t word = strcspn(at, ",");
+
+        if (word == len && strncmp(at, scope, len) == 0)
+            return true;
+        at += word + (at[word] == ',');
+    }
+    return false;
+}

@@ -117,7 +117,14 @@ typedef struct sp_store_apikey {
                                by commas; "" for any */
     int64_t created;        /* seconds since the epoch */
     int64_t revoked;        /* 0 while valid */
+    char scopes[64];        /* what it may do: "send" (SMTP AUTH, and
+                               later the transmissions API), "read"
+                               (events and metrics), comma-separated;
+                               "" when adding means both */
 } sp_store_apikey;
+
+/* Whether key may do scope ("send", "read"). */
+bool sp_store_apikey_allows(const sp_store_apikey *key, const char *scope);
 
 /* Add a key; SP_EINVAL when the name is taken. */
 int sp_store_apikey_insert(sp_store *store, sp_store_apikey *key,

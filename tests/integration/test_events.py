@@ -13,14 +13,18 @@ store, and "sealpost events" reads them.
   valid API key, with its filters and cursor pages, and
   /api/v1/metrics/deliverability their counts by type, day and domain;
   JSON errors:
-  401 without a key or with a revoked one, 400 naming a bad parameter,
-  404 and 405.
+  401 without a key or with a revoked one, 403 for a key that may only
+  send (which SMTP AUTH takes, and a read-only key it refuses), 400 naming
+  a bad parameter, 404 and 405.
 """
 import json
+import smtplib
 import subprocess
 import time
 import urllib.error
 import urllib.request
+
+import pytest
 
 from conftest import SEALPOST
 from dnsserver import free_port
@@ -252,6 +256,33 @@ def test_events_over_the_http_api(tmp_path):
             assert status == 401 and "API key" in body["errors"][0]["message"]
             status, body = api(server, "/api/v1/events/message", "sp_wrong")
             assert status == 401
+
+            # Scopes: a key that may only send cannot read, and one that
+            # may only read cannot send.
+            sender = server.sealpost("apikey", "create", "--name", "sender",
+                                     "--scope", "send").stdout.decode()
+            reader = server.sealpost("apikey", "create", "--name",
+                                     "only-reader", "--scope",
+                                     "read").stdout.decode()
+            status, body = api(server, "/api/v1/events/message",
+                               sender.strip())
+            assert status == 403 and "may not read" in \
+                body["errors"][0]["message"]
+            assert api(server, "/api/v1/events/message",
+                       reader.strip())[0] == 200
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as smtp:
+                smtp.ehlo()
+                with pytest.raises(smtplib.SMTPAuthenticationError):
+                    smtp.login("only-reader", reader.strip())
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as smtp:
+                smtp.ehlo()
+                assert smtp.login("sender", sender.strip())[0] == 235
+            listed = server.sealpost("apikey", "list", "--json").stdout
+            scopes = {json.loads(line)["name"]: json.loads(line)["scopes"]
+                      for line in listed.splitlines()}
+            assert scopes == {"reader": "send,read", "sender": "send",
+                              "only-reader": "read"}
+
             server.sealpost("apikey", "revoke", "reader")
             status, body = api(server, "/api/v1/events/message", key)
             assert status == 401 and "revoked" in body["errors"][0]["message"]
