@@ -10,6 +10,7 @@
  *   apikey.c    cli_apikey_create, _list, _revoke
  *   queue.c     cli_queue_list, _show, _delete
  *   events.c    cli_events: the event store
+ *   webhooks.c  cli_webhooks_add, _list, _remove, _status
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
@@ -78,6 +79,10 @@ int cli_queue_list(const cli_globals *globals, int argc, char **argv);
 int cli_queue_show(const cli_globals *globals, int argc, char **argv);
 int cli_queue_delete(const cli_globals *globals, int argc, char **argv);
 int cli_events(const cli_globals *globals, int argc, char **argv);
+int cli_webhooks_add(const cli_globals *globals, int argc, char **argv);
+int cli_webhooks_list(const cli_globals *globals, int argc, char **argv);
+int cli_webhooks_remove(const cli_globals *globals, int argc, char **argv);
+int cli_webhooks_status(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);

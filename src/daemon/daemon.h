@@ -13,6 +13,7 @@
  *   mxgroup.c     daemon_mxgroups_*: destinations chosen by MX host
  *   dsn.c         daemon_dsn_*: bounce messages to senders (RFC 3464)
  *   event_pump.c  daemon_event_pump_*: events from the spool to the store
+ *   webhooks.c    daemon_webhooks_*: events POSTed to their endpoints
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -285,6 +286,16 @@ void daemon_mxgroups_free(struct daemon_mxgroups *groups);
 
 struct daemon_event_pump;
 
+/* The wall clock in milliseconds since the epoch (event_pump.c). */
+int64_t daemon_now_ms(void);
+
+/*
+ * A worker thread's pause: wait on wake (with lock) up to ms, or less when
+ * *stopping is set; returns *stopping.  Shared by the daemon's threads.
+ */
+bool daemon_thread_wait(pthread_mutex_t *lock, pthread_cond_t *wake,
+                        const bool *stopping, int64_t ms);
+
 /*
  * Start moving the events of data_dir's spool, and pruning the store of
  * events older than retention_seconds (0: none); NULL with err on failure.
@@ -295,6 +306,15 @@ struct daemon_event_pump *daemon_event_pump_start(const char *data_dir,
 
 /* Move what is left (after the spool's writer has stopped), then stop. */
 void daemon_event_pump_stop(struct daemon_event_pump *pump);
+
+struct daemon_webhooks;
+
+/* Start sending events to the webhooks of the store; NULL with err. */
+struct daemon_webhooks *daemon_webhooks_start(const sp_config *config,
+                                              sp_error *err);
+
+/* Stop: a POST in progress ends first (at most its timeout). */
+void daemon_webhooks_stop(struct daemon_webhooks *hooks);
 
 /* What the SMTP service uses, borrowed from the daemon. */
 struct daemon_smtp_deps {

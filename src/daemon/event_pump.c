@@ -183,8 +183,8 @@ pump_move(sp_queue *queue, sp_store *store, struct pump_batch *batch)
     return moved;
 }
 
-static int64_t
-pump_now_ms(void)
+int64_t
+daemon_now_ms(void)
 {
     struct timespec now;
 
@@ -199,7 +199,7 @@ pump_now_ms(void)
 static void
 pump_prune(struct daemon_event_pump *pump, sp_store *store)
 {
-    int64_t before = pump_now_ms() - pump->retention_ms;
+    int64_t before = daemon_now_ms() - pump->retention_ms;
     size_t deleted = 0, total = 0;
     bool stopping = false;
     sp_error err;
@@ -221,12 +221,12 @@ pump_prune(struct daemon_event_pump *pump, sp_store *store)
                     total);
 }
 
-/* Wait ms, or less when told to stop; true when stopping. */
-static bool
-pump_wait(struct daemon_event_pump *pump, int64_t ms)
+bool
+daemon_thread_wait(pthread_mutex_t *lock, pthread_cond_t *wake,
+                   const bool *stopping, int64_t ms)
 {
     struct timespec until;
-    bool stopping;
+    bool stop;
 
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += ms / 1000;
@@ -235,12 +235,12 @@ pump_wait(struct daemon_event_pump *pump, int64_t ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    pthread_mutex_lock(&pump->lock);
-    if (!pump->stopping)
-        pthread_cond_timedwait(&pump->wake, &pump->lock, &until);
-    stopping = pump->stopping;
-    pthread_mutex_unlock(&pump->lock);
-    return stopping;
+    pthread_mutex_lock(lock);
+    if (!*stopping)
+        pthread_cond_timedwait(wake, lock, &until);
+    stop = *stopping;
+    pthread_mutex_unlock(lock);
+    return stop;
 }
 
 static void *
@@ -272,16 +272,17 @@ pump_main(void *arg)
     while (!stopping) {
         int64_t moved;
 
-        if (pump->retention_ms > 0 && pump_now_ms() >= next_prune) {
+        if (pump->retention_ms > 0 && daemon_now_ms() >= next_prune) {
             pump_prune(pump, store);
-            next_prune = pump_now_ms() + (pump->retention_ms < PUMP_PRUNE_MS
-                                              ? pump->retention_ms
-                                              : PUMP_PRUNE_MS);
+            next_prune = daemon_now_ms() + (pump->retention_ms < PUMP_PRUNE_MS
+                                                ? pump->retention_ms
+                                                : PUMP_PRUNE_MS);
         }
         moved = pump_move(queue, store, batch);
         if (moved > 0)
             continue;
-        stopping = pump_wait(pump, moved < 0 ? PUMP_RETRY_MS : PUMP_IDLE_MS);
+        stopping = daemon_thread_wait(&pump->lock, &pump->wake, &pump->stopping,
+                                      moved < 0 ? PUMP_RETRY_MS : PUMP_IDLE_MS);
     }
     while (queue != NULL && store != NULL && pump_move(queue, store, batch) > 0)
         ;

@@ -59,6 +59,7 @@ struct daemon {
     struct daemon_deliver *deliver;        /* delivery to recipients' servers */
     struct daemon_event_pump *events_pump; /* spool events to the store */
     sp_http *http;                         /* the HTTP API, or NULL */
+    struct daemon_webhooks *webhooks;      /* events to endpoints */
     char hostname[256];                    /* smtp_hostname, or the host's */
 };
 
@@ -410,6 +411,7 @@ shutdown_daemon(struct daemon *daemon)
      * and its answers, through the mailbox, free the sessions that waited.
      */
     sp_http_stop(daemon->http);
+    daemon_webhooks_stop(daemon->webhooks);
     daemon_smtp_stop(daemon->smtp);
     daemon_deliver_stop(daemon->deliver);
     event_free(daemon->tally_timer);
@@ -435,6 +437,7 @@ main(int argc, char **argv)
     struct daemon_options opt = {0};
     struct daemon daemon = {0};
     char interval[32];
+    sp_error err;
 
     sp_log_init("sealpostd");
     parse_options(&opt, argc, argv);
@@ -450,6 +453,8 @@ main(int argc, char **argv)
     raise_file_limit(&daemon.config);
     start_smtp(&daemon);
     start_http(&daemon);
+    if ((daemon.webhooks = daemon_webhooks_start(&daemon.config, &err)) == NULL)
+        sp_log_fatal(3, "startup error=\"%s\"", err.text);
 
     sp_log_info("ready version=%s pid=%ld data_dir=%s config=%s "
                 "dkim_domains=%zu dkim_check_interval=%s",

@@ -47,6 +47,17 @@ void sp_keys_close(sp_keys *keys);
 sp_store *sp_keys_store(sp_keys *keys);
 
 /*
+ * Seal a secret other than a DKIM key (a webhook's) with the master key,
+ * bound to context; append it to out.  sp_keys_unseal opens it, appending
+ * the plain text to out (which the caller wipes after use).  Errors of
+ * the master key (missing, readable by others) and SP_ECRYPTO.
+ */
+int sp_keys_seal(sp_keys *keys, const char *context, const void *plain,
+                 size_t len, sp_buf *out, sp_error *err);
+int sp_keys_unseal(sp_keys *keys, const char *context, const sp_buf *sealed,
+                   sp_buf *out, sp_error *err);
+
+/*
  * How many queued messages carry a signature of the key whose store id
  * is key_id.  The spool keeps that record for the messages it holds.
  */

@@ -74,6 +74,28 @@ keys__master(sp_keys *keys, sp_error *err)
     return rc;
 }
 
+int
+sp_keys_seal(sp_keys *keys, const char *context, const void *plain, size_t len,
+             sp_buf *out, sp_error *err)
+{
+    int rc = keys__master(keys, err);
+
+    return rc == SP_OK
+               ? sp_crypt_seal(&keys->master, context, plain, len, out, err)
+               : rc;
+}
+
+int
+sp_keys_unseal(sp_keys *keys, const char *context, const sp_buf *sealed,
+               sp_buf *out, sp_error *err)
+{
+    int rc = keys__master(keys, err);
+
+    return rc == SP_OK ? sp_crypt_open(&keys->master, context, sealed->data,
+                                       sealed->len, out, err)
+                       : rc;
+}
+
 /* The context a sealed private key is bound to. */
 static void
 keys_context(const char *domain, const char *selector, char *out, size_t size)

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -61,6 +61,19 @@ static const char store_schema_2[] = "CREATE TABLE apikeys ("
 static const char store_schema_3[] =
     "ALTER TABLE apikeys ADD COLUMN scopes TEXT NOT NULL DEFAULT "
     "'send,read';";
+
+/* Version 4: webhooks, each with its cursor into the event store. */
+static const char store_schema_4[] = "CREATE TABLE webhooks ("
+                                     " id INTEGER PRIMARY KEY,"
+                                     " name TEXT NOT NULL UNIQUE,"
+                                     " url TEXT NOT NULL,"
+                                     " events TEXT NOT NULL,"
+                                     " sealed BLOB NOT NULL,"
+                                     " cursor INTEGER NOT NULL DEFAULT 0,"
+                                     " failing_since INTEGER NOT NULL"
+                                     " DEFAULT 0,"
+                                     " last_error TEXT NOT NULL DEFAULT '',"
+                                     " created INTEGER NOT NULL);";
 
 struct store_sqlite {
     sqlite3 *db;
@@ -115,8 +128,10 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         rc = sqlite_exec(self, store_schema_2, err);
     if (rc == SP_OK && version < 3)
         rc = sqlite_exec(self, store_schema_3, err);
+    if (rc == SP_OK && version < 4)
+        rc = sqlite_exec(self, store_schema_4, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 3", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 4", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -518,6 +533,138 @@ sqlite_apikey_revoke(void *impl, const char *name, int64_t at, sp_error *err)
 }
 
 static int
+sqlite_webhook_insert(void *impl, sp_store_webhook *hook, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(self->db,
+                           "INSERT INTO webhooks (name, url, events, sealed, "
+                           "created) VALUES (?, ?, ?, ?, ?)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "adding a webhook");
+    sqlite3_bind_text(stmt, 1, hook->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, hook->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, hook->events, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 4, hook->sealed.data, (int)hook->sealed.len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, hook->created);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_CONSTRAINT)
+        return sp_err_set(err, SP_EINVAL,
+                          "a webhook named %s exists; choose another name",
+                          hook->name);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(self, err, "adding a webhook");
+    hook->id = sqlite3_last_insert_rowid(self->db);
+    return SP_OK;
+}
+
+static int
+sqlite_webhook_list(void *impl, sp_store_webhook **hooks, size_t *count,
+                    sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    sp_store_webhook *found = NULL;
+    size_t used = 0;
+    int step, rc = SP_OK;
+
+    *hooks = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT id, name, url, events, sealed, cursor, "
+                           "failing_since, last_error, created FROM webhooks "
+                           "ORDER BY id",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "listing webhooks");
+    while (rc == SP_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        sp_store_webhook *grown =
+            sp_realloc(found, (used + 1) * sizeof(*found));
+        sp_store_webhook *hook;
+
+        if (grown == NULL) {
+            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+            break;
+        }
+        found = grown;
+        hook = &found[used++];
+        memset(hook, 0, sizeof(*hook));
+        hook->id = sqlite3_column_int64(stmt, 0);
+        snprintf(hook->name, sizeof(hook->name), "%s",
+                 (const char *)sqlite3_column_text(stmt, 1));
+        snprintf(hook->url, sizeof(hook->url), "%s",
+                 (const char *)sqlite3_column_text(stmt, 2));
+        snprintf(hook->events, sizeof(hook->events), "%s",
+                 (const char *)sqlite3_column_text(stmt, 3));
+        rc = sp_buf_append(&hook->sealed, sqlite3_column_blob(stmt, 4),
+                           (size_t)sqlite3_column_bytes(stmt, 4));
+        if (rc != SP_OK)
+            sp_err_set(err, rc, "out of memory");
+        hook->cursor = sqlite3_column_int64(stmt, 5);
+        hook->failing_since = sqlite3_column_int64(stmt, 6);
+        snprintf(hook->last_error, sizeof(hook->last_error), "%s",
+                 (const char *)sqlite3_column_text(stmt, 7));
+        hook->created = sqlite3_column_int64(stmt, 8);
+    }
+    if (rc == SP_OK && step != SQLITE_DONE)
+        rc = sqlite_fail(self, err, "listing webhooks");
+    sqlite3_finalize(stmt);
+    if (rc != SP_OK) {
+        sp_store_webhooks_free(found, used);
+        return rc;
+    }
+    *hooks = found;
+    *count = used;
+    return SP_OK;
+}
+
+static int
+sqlite_webhook_remove(void *impl, const char *name, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int rc = SP_OK;
+
+    if (sqlite3_prepare_v2(self->db, "DELETE FROM webhooks WHERE name = ?", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "removing a webhook");
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = sqlite_fail(self, err, "removing a webhook");
+    else if (sqlite3_changes(self->db) == 0)
+        rc = sp_err_set(err, SP_ENOTFOUND, "no webhook named %s", name);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int
+sqlite_webhook_progress(void *impl, int64_t id, int64_t cursor,
+                        int64_t failing_since, const char *last_error,
+                        sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    sqlite3_stmt *stmt = NULL;
+    int rc = SP_OK;
+
+    if (sqlite3_prepare_v2(self->db,
+                           "UPDATE webhooks SET cursor = ?, failing_since = "
+                           "?, last_error = ? WHERE id = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(self, err, "recording a webhook's progress");
+    sqlite3_bind_int64(stmt, 1, cursor);
+    sqlite3_bind_int64(stmt, 2, failing_since);
+    sqlite3_bind_text(stmt, 3, last_error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, id);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = sqlite_fail(self, err, "recording a webhook's progress");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int
 sqlite_events_add(void *impl, const sp_store_event *events, size_t count,
                   sp_error *err)
 {
@@ -566,6 +713,10 @@ static const struct sp_store_backend sqlite_backend = {
     .apikey_list = sqlite_apikey_list,
     .apikey_find = sqlite_apikey_find,
     .apikey_revoke = sqlite_apikey_revoke,
+    .webhook_insert = sqlite_webhook_insert,
+    .webhook_list = sqlite_webhook_list,
+    .webhook_remove = sqlite_webhook_remove,
+    .webhook_progress = sqlite_webhook_progress,
     .events_add = sqlite_events_add,
     .events_find = sqlite_events_find,
     .events_prune = sqlite_events_prune,

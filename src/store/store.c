@@ -203,3 +203,39 @@ sp_store_apikey_allows(const sp_store_apikey *key, const char *scope)
     }
     return false;
 }
+
+int
+sp_store_webhook_insert(sp_store *store, sp_store_webhook *hook, sp_error *err)
+{
+    return store->backend->webhook_insert(store->impl, hook, err);
+}
+
+int
+sp_store_webhook_list(sp_store *store, sp_store_webhook **hooks, size_t *count,
+                      sp_error *err)
+{
+    return store->backend->webhook_list(store->impl, hooks, count, err);
+}
+
+void
+sp_store_webhooks_free(sp_store_webhook *hooks, size_t count)
+{
+    for (size_t i = 0; hooks != NULL && i < count; i++)
+        sp_buf_free(&hooks[i].sealed);
+    sp_free(hooks);
+}
+
+int
+sp_store_webhook_remove(sp_store *store, const char *name, sp_error *err)
+{
+    return store->backend->webhook_remove(store->impl, name, err);
+}
+
+int
+sp_store_webhook_progress(sp_store *store, int64_t id, int64_t cursor,
+                          int64_t failing_since, const char *last_error,
+                          sp_error *err)
+{
+    return store->backend->webhook_progress(store->impl, id, cursor,
+                                            failing_since, last_error, err);
+}

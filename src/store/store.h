@@ -143,6 +143,41 @@ int sp_store_apikey_revoke(sp_store *store, const char *name, int64_t at,
                            sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * Webhooks: endpoints that are sent the events as they come.  Each keeps
+ * a cursor into the event store: the events up to it were taken (2xx).
+ */
+
+typedef struct sp_store_webhook {
+    int64_t id;            /* assigned by the store */
+    char name[64];         /* unique */
+    char url[512];         /* http:// or https:// */
+    char events[256];      /* types sent, comma-separated; "" for all */
+    sp_buf sealed;         /* the signing secret, sealed; owned */
+    int64_t cursor;        /* the last event taken */
+    int64_t failing_since; /* ms since the epoch; 0 while it takes them */
+    char last_error[256];  /* "" while it takes them */
+    int64_t created;       /* seconds since the epoch */
+} sp_store_webhook;
+
+/* Add a webhook; hook->id is set.  SP_EINVAL when the name is taken. */
+int sp_store_webhook_insert(sp_store *store, sp_store_webhook *hook,
+                            sp_error *err);
+
+/* Every webhook, oldest first; free with sp_store_webhooks_free. */
+int sp_store_webhook_list(sp_store *store, sp_store_webhook **hooks,
+                          size_t *count, sp_error *err);
+
+void sp_store_webhooks_free(sp_store_webhook *hooks, size_t count);
+
+/* Remove the webhook called name; SP_ENOTFOUND when there is none. */
+int sp_store_webhook_remove(sp_store *store, const char *name, sp_error *err);
+
+/* Record how sending went: the cursor, and the failure (or none). */
+int sp_store_webhook_progress(sp_store *store, int64_t id, int64_t cursor,
+                              int64_t failing_since, const char *last_error,
+                              sp_error *err);
+
+/* ------------------------------------------------------------------------
  * Events: what happened to each message and recipient, one JSON object
  * each (events.h says what they hold).  The SQLite backend keeps them in
  * data_dir/events.db, apart from the keys, indexed by recipient, queue
@@ -230,6 +265,13 @@ struct sp_store_backend {
                        sp_store_apikey *out, sp_error *err);
     int (*apikey_revoke)(void *impl, const char *name, int64_t at,
                          sp_error *err);
+    int (*webhook_insert)(void *impl, sp_store_webhook *hook, sp_error *err);
+    int (*webhook_list)(void *impl, sp_store_webhook **hooks, size_t *count,
+                        sp_error *err);
+    int (*webhook_remove)(void *impl, const char *name, sp_error *err);
+    int (*webhook_progress)(void *impl, int64_t id, int64_t cursor,
+                            int64_t failing_since, const char *last_error,
+                            sp_error *err);
     int (*events_add)(void *impl, const sp_store_event *events, size_t count,
                       sp_error *err);
     int (*events_find)(void *impl, const sp_store_event_filter *filter,
