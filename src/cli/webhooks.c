@@ -9,6 +9,7 @@
  * endpoint's backlog: the events past its cursor that it takes.
  */
 #include "cli.h"
+#include "events/events.h"
 #include "keys/keys.h"
 #include "store/store.h"
 
@@ -45,27 +46,6 @@ webhooks_end(sp_config *config, sp_keys *keys)
 {
     sp_keys_close(keys);
     sp_config_free(config);
-}
-
-/* Whether each type of a comma-separated list is an event type. */
-static bool
-webhooks_types_ok(const char *list)
-{
-    static const char *const types[] = {"injection", "delivery", "delay",
-                                        "bounce",    "expired",  "dkim_key"};
-
-    for (const char *at = list; *at != '\0';) {
-        size_t len = strcspn(at, ",");
-        bool known = false;
-
-        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-            known = known ||
-                    (strlen(types[i]) == len && !strncmp(at, types[i], len));
-        if (!known)
-            return false;
-        at += len + (at[len] == ',');
-    }
-    return true;
 }
 
 int
@@ -110,7 +90,7 @@ cli_webhooks_add(const cli_globals *globals, int argc, char **argv)
                         "http(s)://...\n");
         return CLI_USAGE;
     }
-    if (!webhooks_types_ok(hook.events)) {
+    if (!sp_event_types_valid(hook.events)) {
         fprintf(stderr,
                 "sealpost: --events %s: injection, delivery, delay, "
                 "bounce, expired or dkim_key, comma-separated\n",

@@ -76,31 +76,12 @@ pump_grow(struct pump_batch *batch, size_t more)
     return true;
 }
 
-/* Index an event text as the store wants it; false when it is not one. */
-static bool
-pump_index(json_t *event, sp_store_event *out)
-{
-    const char *id = json_string_value(json_object_get(event, "event_id"));
-    const char *type = json_string_value(json_object_get(event, "type"));
-    const char *when = json_string_value(json_object_get(event, "timestamp"));
-
-    if (id == NULL || type == NULL || when == NULL)
-        return false;
-    out->id = id;
-    out->type = type;
-    out->timestamp_ms = sp_event_time_ms(when);
-    out->recipient = json_string_value(json_object_get(event, "rcpt_to"));
-    out->queue_id = json_string_value(json_object_get(event, "queue_id"));
-    out->campaign_id = json_string_value(json_object_get(event, "campaign_id"));
-    return out->timestamp_ms >= 0;
-}
-
 /* A spool row: one event per line. */
 static void
 pump_row(void *arg, int64_t seq, const char *text)
 {
     struct pump_batch *batch = arg;
-    size_t lines = 1, start = batch->count;
+    size_t lines = 1;
 
     if (batch->full || batch->no_memory)
         return; /* the next batch starts with this row */
@@ -116,9 +97,10 @@ pump_row(void *arg, int64_t seq, const char *text)
         json_error_t error;
         json_t *event = json_loadb(line, len, 0, &error);
 
+        /* The store keeps the text as it was committed. */
         if (event != NULL && batch->count < batch->capacity &&
-            pump_index(event, &batch->events[batch->count])) {
-            batch->events[batch->count].json = NULL; /* set below */
+            sp_event_row(event, &batch->events[batch->count])) {
+            batch->events[batch->count].json = sp_strndup(line, len);
             batch->parsed[batch->count++] = event;
         } else {
             if (len > 0)
@@ -128,11 +110,6 @@ pump_row(void *arg, int64_t seq, const char *text)
         }
         line += len + (line[len] == '\n');
     }
-
-    /* The store keeps the text as written, compact and sorted. */
-    for (size_t i = start; i < batch->count; i++)
-        batch->events[i].json =
-            json_dumps(batch->parsed[i], JSON_COMPACT | JSON_SORT_KEYS);
     batch->last_seq = seq;
     batch->full = batch->count >= PUMP_EVENTS;
 }
@@ -142,7 +119,7 @@ static void
 pump_batch_reset(struct pump_batch *batch)
 {
     for (size_t i = 0; i < batch->count; i++) {
-        free((char *)batch->events[i].json);
+        sp_free((char *)batch->events[i].json);
         json_decref(batch->parsed[i]);
     }
     batch->count = 0;

@@ -28,28 +28,59 @@ sp_events_set_store(sp_events *events, sp_store *store)
     events->store = store;
 }
 
+/* Every event type; the last ones are reserved for work to come. */
+static const char *const event_types[] = {
+    "injection",        "delivery",           "delay",    "bounce", "expired",
+    "policy_rejection", "generation_failure", "dkim_key",
+};
+
+bool
+sp_event_types_valid(const char *list)
+{
+    for (const char *at = list; *at != '\0';) {
+        size_t len = strcspn(at, ",");
+        bool known = false;
+
+        for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]);
+             i++)
+            known = known || (strlen(event_types[i]) == len &&
+                              strncmp(at, event_types[i], len) == 0);
+        if (!known)
+            return false;
+        at += len + (at[len] == ',');
+    }
+    return true;
+}
+
+bool
+sp_event_row(json_t *event, sp_store_event *row)
+{
+    const char *when = json_string_value(json_object_get(event, "timestamp"));
+
+    row->id = json_string_value(json_object_get(event, "event_id"));
+    row->type = json_string_value(json_object_get(event, "type"));
+    row->timestamp_ms = when ? sp_event_time_ms(when) : -1;
+    row->recipient = json_string_value(json_object_get(event, "rcpt_to"));
+    row->queue_id = json_string_value(json_object_get(event, "queue_id"));
+    row->campaign_id = json_string_value(json_object_get(event, "campaign_id"));
+    return row->id != NULL && row->type != NULL && row->timestamp_ms >= 0;
+}
+
 /* Add the event line to the store, when there is one. */
 static int
-events_store(sp_events *events, const char *type, const char *line,
-             sp_error *err)
+events_store(sp_events *events, const char *line, sp_error *err)
 {
     json_t *event = events->store ? json_loads(line, 0, NULL) : NULL;
-    sp_store_event row = {
-        .id = json_string_value(json_object_get(event, "event_id")),
-        .type = type,
-        .json = line,
-    };
-    const char *when;
+    sp_store_event row;
     int rc;
 
     if (events->store == NULL)
         return SP_OK;
-    if (event == NULL || row.id == NULL) {
+    if (event == NULL || !sp_event_row(event, &row)) {
         json_decref(event);
         return sp_err_set(err, SP_ENOMEM, "out of memory storing an event");
     }
-    when = json_string_value(json_object_get(event, "timestamp"));
-    row.timestamp_ms = when ? sp_event_time_ms(when) : 0;
+    row.json = line;
     rc = sp_store_events_add(events->store, &row, 1, err);
     json_decref(event);
     return rc;
@@ -169,7 +200,7 @@ sp_events_emit(sp_events *events, const char *type, json_t *fields,
         return sp_err_set(err, SP_EIO, "writing an event: %s",
                           put < 0 ? strerror(errno) : "short write");
     }
-    rc = events_store(events, type, line, err);
+    rc = events_store(events, line, err);
     free(line);
     return rc;
 }

@@ -56,6 +56,19 @@ void sp_events_close(sp_events *events);
 char *sp_event_text(const char *type, json_t *fields);
 
 /*
+ * The store's row for a parsed event: its id, type, time, recipient,
+ * queue id and campaign, borrowed from event (json is left as it was).
+ * False when event lacks an id, a type or a valid timestamp.
+ */
+bool sp_event_row(json_t *event, sp_store_event *row);
+
+/*
+ * Whether each name of a comma-separated list ("delivery,bounce") is an
+ * event type, the reserved ones included; "" is a valid (empty) list.
+ */
+bool sp_event_types_valid(const char *list);
+
+/*
  * Milliseconds since the epoch of an event timestamp
  * ("2026-12-03T16:40:01.123Z"); -1 for text that is not one.
  */

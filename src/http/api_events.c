@@ -37,11 +37,6 @@
 #define EVENTS_PER_PAGE     1000
 #define EVENTS_MAX_PER_PAGE 10000
 
-static const char *const event_types[] = {
-    "injection",        "delivery",           "delay",    "bounce", "expired",
-    "policy_rejection", "generation_failure", "dkim_key",
-};
-
 /* The page being written: the events' texts joined into one array. */
 struct events_page {
     sp_buf body;
@@ -61,27 +56,6 @@ events_add(void *arg, int64_t cursor, const char *json)
         page->rc = sp_buf_append(&page->body, json, strlen(json));
     page->cursor = cursor;
     page->count++;
-}
-
-/* Whether each type of a comma-separated list is an event type. */
-static bool
-events_known_types(const char *list)
-{
-    const char *at = list;
-
-    while (*at != '\0') {
-        size_t len = strcspn(at, ",");
-        bool known = false;
-
-        for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]);
-             i++)
-            known = known || (strlen(event_types[i]) == len &&
-                              strncmp(at, event_types[i], len) == 0);
-        if (!known)
-            return false;
-        at += len + (at[len] == ',');
-    }
-    return true;
 }
 
 /* A timestamp as the API takes it, in milliseconds; -1 when it is not. */
@@ -137,7 +111,7 @@ events_filter(http__param_fn param, void *request,
     filter->queue_id = param(request, "message_ids");
     filter->campaign_id = param(request, "campaign_ids");
     filter->limit = EVENTS_PER_PAGE;
-    if (filter->type != NULL && !events_known_types(filter->type))
+    if (filter->type != NULL && !sp_event_types_valid(filter->type))
         return !http__error(reply, MHD_HTTP_BAD_REQUEST,
                             "events: a type it names is not an event type");
     if (from != NULL && (filter->from_ms = events_time(from)) < 0)

@@ -436,6 +436,16 @@ spool_check_submission(sp_queue *queue, const sp_queue_envelope *envelope,
     return SP_OK;
 }
 
+/* Hand item to the writer, last in line; caller holds queue->lock. */
+static void
+spool_enqueue(sp_queue *queue, queue__item *item)
+{
+    *queue->tail = item;
+    queue->tail = &item->next;
+    queue__check(queue);
+    queue__writer_wake(queue);
+}
+
 /*
  * Ids come from the clock, never going back: the next id is the current
  * millisecond with a zero counter, or the last id plus one, whichever is
@@ -530,10 +540,7 @@ sp_queue_submit(sp_queue *queue, const sp_queue_envelope *envelope,
         return rc;
     }
     memcpy(id, item->id, SP_QUEUE_ID_SIZE);
-    *queue->tail = item;
-    queue->tail = &item->next;
-    queue__check(queue);
-    queue__writer_wake(queue);
+    spool_enqueue(queue, item);
 
     /* From here the writer may have freed item at any moment. */
     pthread_mutex_unlock(&queue->lock);
@@ -627,10 +634,7 @@ sp_queue_record(sp_queue *queue, const char *id,
         sp_free(item);
         return sp_err_set(err, SP_EIO, "spool: the writer has stopped");
     }
-    *queue->tail = item;
-    queue->tail = &item->next;
-    queue__check(queue);
-    queue__writer_wake(queue);
+    spool_enqueue(queue, item);
     pthread_mutex_unlock(&queue->lock);
     return SP_OK;
 }
