@@ -78,10 +78,11 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
             if (!apikey_add_domain(key.domains, sizeof(key.domains), optarg))
                 return CLI_USAGE;
         } else if (option == 's') {
-            if (strcmp(optarg, "send") != 0 && strcmp(optarg, "read") != 0) {
+            if (strcmp(optarg, "send") != 0 && strcmp(optarg, "read") != 0 &&
+                strcmp(optarg, "webhooks") != 0) {
                 fprintf(stderr,
-                        "sealpost: --scope %s: send (SMTP AUTH) or "
-                        "read (events, metrics)\n",
+                        "sealpost: --scope %s: send (SMTP AUTH), read "
+                        "(events, metrics) or webhooks (managing them)\n",
                         optarg);
                 return CLI_USAGE;
             }
@@ -92,12 +93,13 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
         } else {
             fprintf(option == 'h' ? stdout : stderr,
                     "usage: sealpost apikey create --name NAME "
-                    "[--domain D ...] [--scope send|read ...]\n\nPrints a "
-                    "new API key once: keep it, sealpost stores only its "
-                    "hash.  With --domain,\nthe key may send only from "
-                    "those domains; with --scope, it may only send (SMTP "
-                    "AUTH)\nor only read (events and metrics); both "
-                    "without.\n");
+                    "[--domain D ...] [--scope send|read|webhooks ...]\n\n"
+                    "Prints a new API key once: keep it, sealpost stores "
+                    "only its hash.  With\n--domain, the key may send only "
+                    "from those domains.  With --scope, it may\ndo only "
+                    "what the scopes name: send (SMTP AUTH), read (events "
+                    "and\nmetrics), webhooks (manage them over the API); "
+                    "all of them without.\n");
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }

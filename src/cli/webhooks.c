@@ -15,7 +15,6 @@
 
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +58,7 @@ cli_webhooks_add(const cli_globals *globals, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sp_store_webhook hook = {.sealed = SP_BUF_INIT};
-    unsigned char raw[32];
-    char secret[80], context[100];
+    char secret[SP_WEBHOOK_SECRET_SIZE];
     sp_config config;
     sp_keys *keys = NULL;
     sp_error err;
@@ -83,38 +81,16 @@ cli_webhooks_add(const cli_globals *globals, int argc, char **argv)
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }
-    if (hook.name[0] == '\0' || optind != argc ||
-        (strncmp(hook.url, "http://", 7) != 0 &&
-         strncmp(hook.url, "https://", 8) != 0)) {
+    if (hook.name[0] == '\0' || optind != argc || hook.url[0] == '\0') {
         fprintf(stderr, "sealpost: webhooks add needs --name NAME and --url "
                         "http(s)://...\n");
-        return CLI_USAGE;
-    }
-    if (!sp_event_types_valid(hook.events)) {
-        fprintf(stderr,
-                "sealpost: --events %s: injection, delivery, delay, "
-                "bounce, expired or dkim_key, comma-separated\n",
-                hook.events);
         return CLI_USAGE;
     }
 
     rc = webhooks_start(globals, true, &config, &keys);
     if (rc != CLI_OK)
         return rc;
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        fprintf(stderr, "sealpost: no randomness for a secret\n");
-        webhooks_end(&config, keys);
-        return CLI_RUNTIME;
-    }
-    memcpy(secret, "whsec_", 6);
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(secret + 6 + 2 * i, 3, "%02x", raw[i]);
-    snprintf(context, sizeof(context), "webhook:%s", hook.name);
-    hook.created = (int64_t)time(NULL);
-    rc =
-        sp_keys_seal(keys, context, secret, strlen(secret), &hook.sealed, &err);
-    if (rc == SP_OK)
-        rc = sp_store_webhook_insert(sp_keys_store(keys), &hook, &err);
+    rc = sp_webhook_add(keys, &hook, secret, &err);
     if (rc == SP_OK) {
         printf("%s\n", secret);
         fprintf(stderr,
@@ -156,11 +132,7 @@ webhooks_print(sp_store *store, const sp_store_webhook *hook, bool json,
         return CLI_RUNTIME;
     }
     if (json) {
-        json_t *row = json_pack(
-            "{s:s, s:s, s:s, s:I, s:I, s:s}", "name", hook->name, "url",
-            hook->url, "events", hook->events, "cursor",
-            (json_int_t)hook->cursor, "failing_since",
-            (json_int_t)hook->failing_since, "last_error", hook->last_error);
+        json_t *row = sp_webhook_json(hook);
         char *text;
 
         if (status)

@@ -395,6 +395,7 @@ start_http(struct daemon *daemon)
             &(sp_http_options){
                 .address = (struct sockaddr *)&where,
                 .store = sp_keys_store(daemon->keys),
+                .config = &daemon->config,
             },
             &daemon->http, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s: %s\"", address, err.text);

@@ -17,6 +17,7 @@
 #define SP_EVENTS_H
 
 #include "base/base.h"
+#include "keys/keys.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -73,5 +74,28 @@ bool sp_event_types_valid(const char *list);
  * ("2026-12-03T16:40:01.123Z"); -1 for text that is not one.
  */
 int64_t sp_event_time_ms(const char *timestamp);
+
+/* "whsec_", 64 hexadecimal digits and a NUL. */
+#define SP_WEBHOOK_SECRET_SIZE 71
+
+/*
+ * Register a webhook: hook's name (1 to 63 printable characters), url
+ * (http:// or https://) and events (types, comma-separated; "" for all)
+ * are checked; a signing secret is made into secret, sealed with keys'
+ * master key into the hook and the hook stored (hook->id is set).
+ * SP_EINVAL with err saying what is wrong (a name already taken too);
+ * otherwise the key manager's or the store's errors.
+ */
+int sp_webhook_add(sp_keys *keys, sp_store_webhook *hook,
+                   char secret[SP_WEBHOOK_SECRET_SIZE], sp_error *err);
+
+/*
+ * A webhook as the API and "webhooks list --json" show it: {"id": "3",
+ * "name", "target" (its URL), "events": [types; empty for all],
+ * "created" (seconds since the epoch), "cursor", "failing_since" (ms; 0
+ * while it takes events), "last_error"}; the secret never.  NULL when
+ * memory runs out.
+ */
+json_t *sp_webhook_json(const sp_store_webhook *hook);
 
 #endif /* SP_EVENTS_H */

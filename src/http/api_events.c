@@ -160,9 +160,10 @@ events_next(http__param_fn param, void *request, int64_t cursor, sp_buf *out)
 }
 
 void
-http__events(sp_store *store, http__param_fn param, void *request,
-             http__reply *reply)
+http__events(const http__call *call, http__reply *reply)
 {
+    http__param_fn param = call->param;
+    void *request = call->request;
     sp_store_event_filter filter = {0};
     struct events_page page = {.body = SP_BUF_INIT};
     sp_error err;
@@ -170,8 +171,9 @@ http__events(sp_store *store, http__param_fn param, void *request,
     if (!events_filter(param, request, &filter, reply))
         return;
     page.rc = sp_buf_append(&page.body, "{\"results\":[", 12);
-    if (page.rc == SP_OK && sp_store_events_find(store, &filter, events_add,
-                                                 &page, &err) != SP_OK) {
+    if (page.rc == SP_OK &&
+        sp_store_events_find(call->store, &filter, events_add, &page, &err) !=
+            SP_OK) {
         sp_buf_free(&page.body);
         http__error(reply, MHD_HTTP_SERVICE_UNAVAILABLE,
                     "the event store cannot be read just now; try again");
@@ -299,8 +301,7 @@ metrics_params(http__param_fn param, void *request, int64_t *from_ms,
 }
 
 void
-http__metrics(sp_store *store, http__param_fn param, void *request,
-              http__reply *reply)
+http__metrics(const http__call *call, http__reply *reply)
 {
     int64_t from_ms, to_ms, bucket_ms;
     struct metrics by_time = {.key = "ts"};
@@ -309,16 +310,17 @@ http__metrics(sp_store *store, http__param_fn param, void *request,
     sp_error err;
     int rc;
 
-    if (!metrics_params(param, request, &from_ms, &to_ms, &bucket_ms, reply))
+    if (!metrics_params(call->param, call->request, &from_ms, &to_ms,
+                        &bucket_ms, reply))
         return;
     by_time.totals = json_object();
     by_time.groups = json_array();
     by_domain.groups = json_array();
-    rc = sp_store_events_count(store, from_ms, to_ms, bucket_ms, false,
+    rc = sp_store_events_count(call->store, from_ms, to_ms, bucket_ms, false,
                                metrics_row, &by_time, &err);
     if (rc == SP_OK)
-        rc = sp_store_events_count(store, from_ms, to_ms, 0, true, metrics_row,
-                                   &by_domain, &err);
+        rc = sp_store_events_count(call->store, from_ms, to_ms, 0, true,
+                                   metrics_row, &by_domain, &err);
     results =
         json_pack("{s:{s:o, s:o, s:o}}", "results", "totals", by_time.totals,
                   "time_series", bucket_ms ? by_time.groups : json_array(),

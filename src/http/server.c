@@ -1,11 +1,15 @@
 /*
  * server.c: the HTTP server: libmicrohttpd on threads of its own,
- * authentication by API key, routing, and the JSON replies.
+ * routing, authentication by API key, request bodies, and the replies.
  *
- * Owns sp_http_*, http__error.  Every request needs a valid API key in
- * the Authorization header (the key alone, or after "Bearer "); only its
- * hash is looked up in the store.  Requests other than the routes of
- * http.h get 404, other methods 405, both as JSON.
+ * Owns sp_http_*, http__error, http__keys_lock and _unlock.  Each request
+ * is matched against the route table first (404 for an unknown path, 405
+ * naming the methods a known one takes), then needs a valid API key in
+ * the Authorization header (the key alone, or after "Bearer ") holding
+ * the route's scope; only the key's hash is looked up in the store.  A
+ * refused request is answered before its body is read.  A body is
+ * gathered up to HTTP_BODY_MAX octets (413 past that) and handed to the
+ * route's handler whole.
  */
 #include "http_int.h"
 
@@ -13,16 +17,48 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define HTTP_CONNECTION_LIMIT 256
 #define HTTP_TIMEOUT_S        30
+#define HTTP_BODY_MAX         (1024 * 1024)
 
 struct sp_http {
     struct MHD_Daemon *daemon;
     sp_store *store;
+    sp_keys *keys; /* the master key, for webhook secrets; under keys_lock */
+    pthread_mutex_t keys_lock;
+};
+
+/* A route: a method and a path, or a path prefix followed by an id. */
+struct http_route {
+    const char *method;
+    const char *path;
+    bool takes_id; /* path ends in '/'; the id is the one segment after */
+    const char *scope;
+    void (*handler)(const http__call *call, http__reply *reply);
+};
+
+static const struct http_route http_routes[] = {
+    {"GET", "/api/v1/events/message", false, "read", http__events},
+    {"GET", "/api/v1/metrics/deliverability", false, "read", http__metrics},
+    {"GET", "/api/v1/webhooks", false, "webhooks", http__webhooks_list},
+    {"POST", "/api/v1/webhooks", false, "webhooks", http__webhooks_create},
+    {"GET", "/api/v1/webhooks/", true, "webhooks", http__webhooks_show},
+    {"DELETE", "/api/v1/webhooks/", true, "webhooks", http__webhooks_delete},
+};
+
+#define HTTP_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
+
+/* One request in progress: its route, and the body as it arrives. */
+struct http_request {
+    const struct http_route *route;
+    const char *id;
+    sp_buf body;
+    bool too_large;
 };
 
 bool
@@ -38,6 +74,19 @@ http__error(http__reply *reply, unsigned status, const char *text)
     return reply->body != NULL;
 }
 
+sp_keys *
+http__keys_lock(const http__call *call)
+{
+    pthread_mutex_lock(&call->http->keys_lock);
+    return call->http->keys;
+}
+
+void
+http__keys_unlock(const http__call *call)
+{
+    pthread_mutex_unlock(&call->http->keys_lock);
+}
+
 /* A request parameter from the query string (http__param_fn). */
 static const char *
 http_param(void *request, const char *name)
@@ -45,16 +94,59 @@ http_param(void *request, const char *name)
     return MHD_lookup_connection_value(request, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Whether the request carries a valid API key; fills reply if not. */
+/* Whether path is route's; *id set for routes that take one. */
+static bool
+http_route_matches(const struct http_route *route, const char *path,
+                   const char **id)
+{
+    size_t len = strlen(route->path);
+
+    if (!route->takes_id)
+        return strcmp(path, route->path) == 0;
+    if (strncmp(path, route->path, len) != 0 || path[len] == '\0' ||
+        strchr(path + len, '/') != NULL)
+        return false;
+    *id = path + len;
+    return true;
+}
+
+/* The route for method and path; NULL with reply set (404, 405). */
+static const struct http_route *
+http_route(const char *method, const char *path, const char **id,
+           http__reply *reply)
+{
+    char allowed[64] = "";
+
+    for (size_t i = 0; i < HTTP_ROUTES; i++) {
+        if (!http_route_matches(&http_routes[i], path, id))
+            continue;
+        if (strcmp(method, http_routes[i].method) == 0)
+            return &http_routes[i];
+        snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed),
+                 "%s%s", allowed[0] ? " or " : "", http_routes[i].method);
+    }
+    if (allowed[0] == '\0')
+        http__error(reply, MHD_HTTP_NOT_FOUND, "no such resource");
+    else {
+        char text[128];
+
+        snprintf(text, sizeof(text), "this resource takes %s", allowed);
+        http__error(reply, MHD_HTTP_METHOD_NOT_ALLOWED, text);
+    }
+    return NULL;
+}
+
+/* Whether the request carries a valid key with scope; reply set if not. */
 static bool
 http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
-                http__reply *reply)
+                const char *scope, http__reply *reply)
 {
     const char *key = MHD_lookup_connection_value(
         connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     unsigned char hash[32];
     sp_store_apikey found;
     sp_error err;
+    char text[160];
     int rc;
 
     if (key != NULL && strncasecmp(key, "Bearer ", 7) == 0)
@@ -66,15 +158,15 @@ http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
     }
     sp_crypt_apikey_hash(key, strlen(key), hash);
     rc = sp_store_apikey_find(http->store, hash, &found, &err);
-    if (rc == SP_OK && sp_store_apikey_allows(&found, "read"))
+    if (rc == SP_OK && sp_store_apikey_allows(&found, scope))
         return true;
     if (rc == SP_OK) {
-        http__error(reply, MHD_HTTP_FORBIDDEN,
-                    "this API key may not read events (its scopes: "
-                    "send); make one with --scope read");
-        return false;
-    }
-    if (rc == SP_ENOTFOUND)
+        snprintf(text, sizeof(text),
+                 "this API key lacks the %s scope (it has: %s); make one "
+                 "with --scope %s",
+                 scope, found.scopes, scope);
+        http__error(reply, MHD_HTTP_FORBIDDEN, text);
+    } else if (rc == SP_ENOTFOUND)
         http__error(reply, MHD_HTTP_UNAUTHORIZED,
                     "the API key is not valid (unknown or revoked)");
     else
@@ -83,7 +175,7 @@ http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
     return false;
 }
 
-/* Send reply (or a bare 500 when it has no body). */
+/* Send reply: its body, none for 204, or a bare 500 when it has none. */
 static enum MHD_Result
 http_send(struct MHD_Connection *connection, http__reply *reply)
 {
@@ -94,6 +186,9 @@ http_send(struct MHD_Connection *connection, http__reply *reply)
     if (reply->body != NULL)
         response = MHD_create_response_from_buffer(
             strlen(reply->body), reply->body, MHD_RESPMEM_MUST_FREE);
+    else if (reply->status == MHD_HTTP_NO_CONTENT)
+        response = MHD_create_response_from_buffer(0, fallback,
+                                                   MHD_RESPMEM_PERSISTENT);
     else {
         reply->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         response = MHD_create_response_from_buffer(strlen(fallback), fallback,
@@ -103,65 +198,124 @@ http_send(struct MHD_Connection *connection, http__reply *reply)
         free(reply->body);
         return MHD_NO;
     }
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
+    if (reply->status != MHD_HTTP_NO_CONTENT)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json");
     result = MHD_queue_response(connection, reply->status, response);
     MHD_destroy_response(response);
     return result;
 }
 
-/* Every request: authenticate, route, answer. */
+/*
+ * Every request, called several times: first with its headers (route,
+ * authenticate, or refuse at once), then with each part of its body, then
+ * once more with none left (answer).
+ */
 static enum MHD_Result
 http_request(void *cls, struct MHD_Connection *connection, const char *url,
              const char *method, const char *version, const char *upload,
              size_t *upload_size, void **state)
 {
     struct sp_http *http = cls;
+    struct http_request *request = *state;
     http__reply reply = {0};
+    const struct http_route *route;
+    const char *id = NULL;
 
     (void)version;
-    (void)upload;
 
-    /* A body (none of today's routes takes one) is read and dropped. */
+    /* The headers: route and authenticate before any body is read. */
+    if (request == NULL) {
+        route = http_route(method, url, &id, &reply);
+        if (route == NULL ||
+            !http_authorized(http, connection, route->scope, &reply))
+            return http_send(connection, &reply);
+        request = sp_calloc(1, sizeof(*request));
+        if (request == NULL)
+            return MHD_NO;
+        request->route = route;
+        request->id = id;
+        request->body = (sp_buf)SP_BUF_INIT;
+        *state = request;
+        return MHD_YES;
+    }
+
+    /* A part of the body: kept up to the limit, dropped past it. */
     if (*upload_size > 0) {
+        if (request->body.len + *upload_size > HTTP_BODY_MAX)
+            request->too_large = true;
+        else if (sp_buf_append(&request->body, upload, *upload_size) != SP_OK)
+            request->too_large = true;
         *upload_size = 0;
         return MHD_YES;
     }
-    *state = NULL;
 
-    if (!http_authorized(http, connection, &reply))
-        return http_send(connection, &reply);
-    if (strcmp(url, "/api/v1/events/message") != 0 &&
-        strcmp(url, "/api/v1/metrics/deliverability") != 0)
-        http__error(&reply, MHD_HTTP_NOT_FOUND, "no such resource");
-    else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-        http__error(&reply, MHD_HTTP_METHOD_NOT_ALLOWED,
-                    "this resource takes GET");
-    else if (strcmp(url, "/api/v1/events/message") == 0)
-        http__events(http->store, http_param, connection, &reply);
-    else
-        http__metrics(http->store, http_param, connection, &reply);
+    if (request->too_large)
+        http__error(&reply, MHD_HTTP_CONTENT_TOO_LARGE,
+                    "the request body is over 1 MiB");
+    else {
+        http__call call = {
+            .http = http,
+            .store = http->store,
+            .param = http_param,
+            .request = connection,
+            .id = request->id,
+            .body = request->body.data ? (const char *)request->body.data : "",
+            .body_len = request->body.len,
+        };
+
+        request->route->handler(&call, &reply);
+    }
     return http_send(connection, &reply);
+}
+
+/* When a request is over, however it ended: free what it gathered. */
+static void
+http_completed(void *cls, struct MHD_Connection *connection, void **state,
+               enum MHD_RequestTerminationCode code)
+{
+    struct http_request *request = *state;
+
+    (void)cls;
+    (void)connection;
+    (void)code;
+    if (request == NULL)
+        return;
+    sp_buf_free(&request->body);
+    sp_free(request);
+    *state = NULL;
 }
 
 int
 sp_http_start(const sp_http_options *options, sp_http **out, sp_error *err)
 {
     sp_http *http = sp_calloc(1, sizeof(*http));
+    int rc;
 
     *out = NULL;
     if (http == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     http->store = options->store;
+    pthread_mutex_init(&http->keys_lock, NULL);
+    rc = sp_keys_open(options->config, true, &http->keys, err);
+    if (rc != SP_OK) {
+        pthread_mutex_destroy(&http->keys_lock);
+        sp_free(http);
+        return rc;
+    }
+
     http->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
         http_request, http, MHD_OPTION_SOCK_ADDR, options->address,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
         MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(options->threads ? options->threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
         MHD_OPTION_END);
     if (http->daemon == NULL) {
+        sp_keys_close(http->keys);
+        pthread_mutex_destroy(&http->keys_lock);
         sp_free(http);
         return sp_err_set(err, SP_EIO,
                           "http: cannot listen (address in use, or not "
@@ -177,5 +331,7 @@ sp_http_stop(sp_http *http)
     if (http == NULL)
         return;
     MHD_stop_daemon(http->daemon);
+    sp_keys_close(http->keys);
+    pthread_mutex_destroy(&http->keys_lock);
     sp_free(http);
 }

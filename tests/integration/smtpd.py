@@ -29,6 +29,7 @@ import re
 import resource
 import signal
 import subprocess
+import sys
 import time
 
 from conftest import SEALPOST, SEALPOSTD
@@ -85,6 +86,11 @@ class Sealpostd:
         raise RuntimeError(f"sealpostd did not listen: {self.log()}")
 
     def stop(self, sig=signal.SIGTERM):
+        if self.process is not None and self.process.poll() not in (None, 0):
+            # It ended by itself (a crash, a sanitizer's report): its log
+            # goes where pytest shows it beside the failure it causes.
+            print(f"sealpostd had ended, status {self.process.returncode}:"
+                  f"\n{self.log()[-8000:]}", file=sys.stderr)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:

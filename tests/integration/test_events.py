@@ -168,14 +168,18 @@ def test_events_survive_a_kill(tmp_path):
             "delivery", "injection"]
 
 
-def api(server, path, key=None, method="GET"):
-    """(status, JSON body) of a request to the daemon's HTTP API."""
+def api(server, path, key=None, method="GET", body=None):
+    """(status, JSON body or None) of a request to the daemon's HTTP API;
+    body, when given, goes as it is (bytes) or as JSON."""
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{server.http_port}{path}", method=method,
-        headers={"Authorization": key} if key else {})
+        data=body, headers={"Authorization": key} if key else {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            text = response.read()
+            return response.status, json.loads(text) if text else None
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
@@ -266,7 +270,7 @@ def test_events_over_the_http_api(tmp_path):
                                      "read").stdout.decode()
             status, body = api(server, "/api/v1/events/message",
                                sender.strip())
-            assert status == 403 and "may not read" in \
+            assert status == 403 and "lacks the read scope" in \
                 body["errors"][0]["message"]
             assert api(server, "/api/v1/events/message",
                        reader.strip())[0] == 200

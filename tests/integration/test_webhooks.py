@@ -6,7 +6,8 @@ An HTTP receiver in the test checks each POST's X-Sealpost-Signature
 events of the types it asked for; stopped, and started again a while
 later on the same port, it still gets every event, repeats only of ids
 it had, while "webhooks status" shows the failure and the backlog, then
-neither.  "webhooks list" and "remove" do what they say.
+neither.  "webhooks list" and "remove" do what they say, and so does
+/api/v1/webhooks over HTTP.
 """
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ from dnsserver import free_port
 from receiver import Receiver
 from smtpd import Sealpostd
 from test_delivery import submit, wait_empty, wait_for
+from test_events import api
 
 
 class Endpoint:
@@ -120,3 +122,92 @@ def test_webhook_gets_every_event_across_an_outage(tmp_path):
             assert gone.returncode == 1
 
     assert "webhook name=crm result=failed" in server.log()
+
+
+def test_webhooks_managed_over_the_http_api(tmp_path):
+    """POST /api/v1/webhooks registers an endpoint that then gets the
+    events, signed with the secret the POST answered; GET lists and shows,
+    DELETE removes; a key needs the webhooks scope, and a bad body is a
+    400 that stores nothing."""
+    mail, hook_port = free_port(), free_port()
+    with Receiver("127.0.0.1", mail) as receiver:
+        server = Sealpostd(tmp_path, f"delivery_smarthost = 127.0.0.1:{mail}\n")
+        with server:
+            admin = server.sealpost("apikey", "create", "--name", "admin",
+                                    "--scope", "webhooks").stdout.decode()
+            admin = admin.strip()
+            reader = server.sealpost("apikey", "create", "--name", "reader",
+                                     "--scope", "read").stdout.decode()
+            reader = reader.strip()
+            url = f"http://127.0.0.1:{hook_port}/in"
+
+            code, body = api(server, "/api/v1/webhooks", admin, "POST",
+                               {"name": "api-crm", "target": url,
+                                "events": ["delivery"]})
+            assert code == 200, body
+            created = body["results"]
+            assert created["name"] == "api-crm"
+            assert created["secret"].startswith("whsec_")
+
+            ids = []
+            endpoint = Endpoint(hook_port, created["secret"], ids)
+            try:
+                submit(server, "a@example.com", ["h1@example.org"], 1)
+                assert len(receiver.wait(1)) == 1, server.log()
+                assert wait_for(lambda: len(ids) >= 1, 20), server.log()
+            finally:
+                endpoint.stop()
+            assert endpoint.bad_signatures == 0
+            (delivery,) = [e for e in events(server)
+                           if e["type"] == "delivery"]
+            assert set(ids) == {delivery["event_id"]}
+
+            code, body = api(server, "/api/v1/webhooks", admin)
+            assert code == 200
+            (listed,) = body["results"]
+            assert listed["id"] == created["id"]
+            assert listed["target"] == url and listed["events"] == \
+                ["delivery"]
+            assert "secret" not in listed and "sealed" not in listed
+            code, body = api(server, f"/api/v1/webhooks/{created['id']}",
+                               admin)
+            assert code == 200 and body["results"] == listed
+            cli = [json.loads(line) for line in server.sealpost(
+                "webhooks", "list", "--json").stdout.splitlines()]
+            assert [h["name"] for h in cli] == ["api-crm"]
+
+            # Refusals: each a JSON error, and nothing stored by them.
+            for key, method, payload, want, words in (
+                    (None, "GET", None, 401, "API key"),
+                    (reader, "GET", None, 403, "webhooks scope"),
+                    (reader, "POST", {"name": "x", "target": url}, 403,
+                     "webhooks scope"),
+                    (admin, "POST", b"{not json", 400, "JSON object"),
+                    (admin, "POST", {"target": url}, 400, "name"),
+                    (admin, "POST", {"name": "x"}, 400, "target"),
+                    (admin, "POST", {"name": "x", "target": "ftp://h/"},
+                     400, "url"),
+                    (admin, "POST", {"name": "x", "target": url,
+                                     "events": ["opened"]}, 400, "events"),
+                    (admin, "POST", {"name": "x", "target": url,
+                                     "events": "delivery"}, 400, "events"),
+                    (admin, "POST", {"name": "api-crm", "target": url},
+                     400, "api-crm"),
+                    (admin, "POST", b"[" * (1024 * 1024 + 10), 413, "1 MiB"),
+                    (admin, "PUT", {"name": "x"}, 405, "GET or POST")):
+                code, body = api(server, "/api/v1/webhooks", key, method,
+                                   payload)
+                assert code == want, (method, payload, body)
+                assert words in body["errors"][0]["message"], body
+            code, body = api(server, "/api/v1/webhooks", admin)
+            assert len(body["results"]) == 1
+
+            code, body = api(server, "/api/v1/webhooks/999", admin)
+            assert code == 404
+            code, body = api(server, f"/api/v1/webhooks/{created['id']}",
+                               admin, "DELETE")
+            assert code == 204 and body is None
+            code, body = api(server, f"/api/v1/webhooks/{created['id']}",
+                               admin, "DELETE")
+            assert code == 404
+            assert status(server) == []
