@@ -9,7 +9,8 @@
  * mailbox, and only then does the client hear 250 and delivery hear of
  * the message.  A storage failure
  * answers 451 or 452, a message that cannot be signed (no From, or two)
- * 550, and the session goes on.
+ * 550, and the session goes on.  Also owns smtp__conn_refused: the
+ * policy_rejection events of sealpost's own refusals.
  */
 #include "smtp_int.h"
 
@@ -132,6 +133,39 @@ accept_deliver(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
     daemon_deliver_queued(conn->smtp->deps.deliver, &info);
 }
 
+void
+smtp__conn_refused(const struct smtp_conn *conn,
+                   const sp_smtp_envelope *envelope, const char *queue_id,
+                   const sp_smtp_reply *reply)
+{
+    size_t count = envelope->recipient_count ? envelope->recipient_count : 1;
+    sp_error err;
+
+    for (size_t i = 0; i < count; i++) {
+        json_t *fields = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "msg_from",
+                                   envelope->sender, "ip_address", conn->ip,
+                                   "identity", envelope->identity, "error_code",
+                                   reply->code, "enhanced_code",
+                                   reply->enhanced, "raw_reason", reply->text);
+        char *text;
+
+        if (fields != NULL && envelope->recipient_count > 0)
+            json_object_set_new(fields, "rcpt_to",
+                                json_string(envelope->recipients[i]));
+        if (fields != NULL && queue_id != NULL && queue_id[0] != '\0') {
+            json_object_set_new(fields, "queue_id", json_string(queue_id));
+            json_object_set_new(fields, "message_id", json_string(queue_id));
+        }
+        text = sp_event_text("policy_rejection", fields);
+        if (text == NULL ||
+            sp_queue_event(conn->smtp->deps.queue, text, &err) != SP_OK)
+            sp_log_warning("event type=policy_rejection client=%s "
+                           "error=\"%s\"",
+                           conn->ip, text ? err.text : "out of memory");
+        free(text);
+    }
+}
+
 /* On the loop: give the session its verdict, or free a gone connection. */
 static void
 accept_finish(void *arg)
@@ -173,6 +207,8 @@ accept_finish(void *arg)
     if (result->rc != SP_OK)
         sp_log_warning("refused queue_id=%s client=%s reason=\"%s\"",
                        result->id, conn->ip, result->why);
+    if (reply.code >= 500)
+        smtp__conn_refused(conn, conn->envelope, result->id, &reply);
     sp_free(result);
     smtp__conn_next(conn,
                     sp_smtp_session_done(conn->session, &reply, &conn->out));

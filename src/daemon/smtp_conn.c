@@ -326,9 +326,11 @@ conn_mail(void *arg, const sp_smtp_envelope *envelope, sp_smtp_reply *reply)
         sp_smtp_reply_set(reply, 452, "4.3.1",
                           "insufficient system storage; try again later");
     else if (!smtp__conn_domain_allowed(conn->domains,
-                                        at != NULL ? at + 1 : NULL))
+                                        at != NULL ? at + 1 : NULL)) {
         sp_smtp_reply_set(reply, 553, "5.7.1",
                           "this API key may not send from that domain");
+        smtp__conn_refused(conn, envelope, NULL, reply);
+    }
 }
 
 void

@@ -95,6 +95,16 @@ bool smtp__client_enter(struct daemon_smtp *smtp, const char *ip);
 void smtp__client_leave(struct daemon_smtp *smtp, const char *ip);
 
 /*
+ * A permanent refusal of sealpost's own (reply, 5xx) of the message of
+ * envelope: one policy_rejection event per recipient (one without
+ * rcpt_to before RCPT), stored through the spool; queue_id is the id
+ * the message would have had, or NULL.  A failure is logged.
+ */
+void smtp__conn_refused(const struct smtp_conn *conn,
+                        const sp_smtp_envelope *envelope, const char *queue_id,
+                        const sp_smtp_reply *reply);
+
+/*
  * The session's message callback: add the trace fields, submit to the
  * spool, and give the session its verdict once the message is durable.
  */

@@ -206,6 +206,15 @@ int sp_queue_events_take(sp_queue *queue, size_t max,
                                       const char *event),
                          void *arg, sp_error *err);
 
+/*
+ * Store an event that belongs to nothing in the spool (a refusal: no
+ * message was accepted) with the writer's next commit, for
+ * sp_queue_events_take.  Returned at once, nothing waits for the flush:
+ * an event of a commit that fails is lost with it.  SP_EINVAL (no
+ * event), SP_ESTATE (no writer), SP_EIO (closing), SP_ENOMEM.
+ */
+int sp_queue_event(sp_queue *queue, const char *event, sp_error *err);
+
 /* Forget the events up to seq, once they are kept elsewhere.  SP_EIO. */
 int sp_queue_events_forget(sp_queue *queue, int64_t seq, sp_error *err);
 

@@ -41,6 +41,7 @@ typedef struct queue__db queue__db;
 typedef enum queue__kind {
     QUEUE_ITEM_SUBMIT, /* store a new message (sp_queue_submit) */
     QUEUE_ITEM_RECORD, /* record delivery outcomes (sp_queue_record) */
+    QUEUE_ITEM_EVENT,  /* store an event alone (sp_queue_event) */
 } queue__kind;
 
 /*

@@ -447,6 +447,24 @@ spool_enqueue(sp_queue *queue, queue__item *item)
 }
 
 /*
+ * Hand item to the writer unless the spool is closing (then free it and
+ * return SP_EIO); the writer may free item at once.
+ */
+static int
+spool_hand_over(sp_queue *queue, queue__item *item, sp_error *err)
+{
+    pthread_mutex_lock(&queue->lock);
+    if (queue->closing) {
+        pthread_mutex_unlock(&queue->lock);
+        sp_free(item);
+        return sp_err_set(err, SP_EIO, "spool: the writer has stopped");
+    }
+    spool_enqueue(queue, item);
+    pthread_mutex_unlock(&queue->lock);
+    return SP_OK;
+}
+
+/*
  * Ids come from the clock, never going back: the next id is the current
  * millisecond with a zero counter, or the last id plus one, whichever is
  * greater.  Caller holds queue->lock.
@@ -628,15 +646,7 @@ sp_queue_record(sp_queue *queue, const char *id,
     item->recorded = done;
     item->arg = arg;
 
-    pthread_mutex_lock(&queue->lock);
-    if (queue->closing) {
-        pthread_mutex_unlock(&queue->lock);
-        sp_free(item);
-        return sp_err_set(err, SP_EIO, "spool: the writer has stopped");
-    }
-    spool_enqueue(queue, item);
-    pthread_mutex_unlock(&queue->lock);
-    return SP_OK;
+    return spool_hand_over(queue, item, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -762,4 +772,27 @@ sp_queue_keys_queued(void *queue, int64_t key, int64_t *count, sp_error *err)
 
     *count = rc == SP_OK ? (int64_t)spooled : 0;
     return rc;
+}
+
+int
+sp_queue_event(sp_queue *queue, const char *event, sp_error *err)
+{
+    size_t len = event != NULL ? strlen(event) : 0;
+    queue__item *item;
+    char *at;
+
+    if (queue->options.no_writer)
+        return sp_err_set(err, SP_ESTATE,
+                          "spool: opened without a writer; cannot store");
+    if (len == 0)
+        return sp_err_set(err, SP_EINVAL, "spool: no event");
+    item = sp_malloc(sizeof(*item) + len + 1);
+    if (item == NULL)
+        return sp_err_set(err, SP_ENOMEM, "spool: out of memory");
+    memset(item, 0, sizeof(*item));
+    at = (char *)(item + 1);
+    item->kind = QUEUE_ITEM_EVENT;
+    item->event = spool_put(&at, event, len);
+
+    return spool_hand_over(queue, item, err);
 }

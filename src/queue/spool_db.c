@@ -575,6 +575,8 @@ queue__db_store(queue__db *db, queue__item *const *items, size_t count,
         items[i]->finished = false;
         if (items[i]->kind == QUEUE_ITEM_RECORD)
             step = db_record(db, items[i]);
+        else if (items[i]->kind == QUEUE_ITEM_EVENT)
+            step = db_add_event(db, items[i]->event);
         else {
             step = db_insert(db, items[i]);
             items[i]->rc = step == SQLITE_CONSTRAINT ? SP_EINVAL : SP_OK;

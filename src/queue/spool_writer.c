@@ -3,10 +3,10 @@
  *
  * Owns queue__writer_*.  The writer thread takes every item waiting at
  * the moment it looks (at most options.max_batch): submissions of new
- * messages and records of delivery outcomes.  It stores them in one
- * transaction with one flush, and then calls their callbacks, in the
- * order they were queued.  While it flushes, sessions go on queueing behind it,
- * so the busier the spool, the more messages one flush carries.
+ * messages, records of delivery outcomes, and events alone.  It stores them in
+ * one transaction with one flush, and then calls their callbacks, in the order
+ * they were queued.  While it flushes, sessions go on queueing behind it, so
+ * the busier the spool, the more messages one flush carries.
  *
  * The checkpointer thread copies SQLite's write-ahead log back into the
  * database file once the log holds CHECKPOINT_PAGES pages.  SQLite would
@@ -70,6 +70,8 @@ writer_refused(sp_queue *queue, queue__item *item)
 static void
 writer_tell(queue__item *item, int rc, const sp_error *err)
 {
+    if (item->kind == QUEUE_ITEM_EVENT)
+        return; /* nobody waits for these */
     if (item->kind == QUEUE_ITEM_RECORD)
         item->recorded(item->arg, rc, item->id, rc == SP_OK && item->finished,
                        err);

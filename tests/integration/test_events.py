@@ -290,3 +290,44 @@ def test_events_over_the_http_api(tmp_path):
             server.sealpost("apikey", "revoke", "reader")
             status, body = api(server, "/api/v1/events/message", key)
             assert status == 401 and "revoked" in body["errors"][0]["message"]
+
+
+def test_refusals_are_policy_rejection_events(tmp_path):
+    """sealpost's own permanent refusals are events: a sender domain the
+    API key may not use (at MAIL, before any recipient), and a message
+    that cannot be signed (one event per recipient); nothing is queued
+    and no injection is recorded."""
+    server = Sealpostd(tmp_path)
+    with server:
+        key = server.apikey("tenant-a", "example.com")
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+            smtp.login("tenant-a", key)
+            code, _ = smtp.mail("app@other.example")
+            assert code == 553
+            smtp.rset()
+            with pytest.raises(smtplib.SMTPDataError) as refusal:
+                smtp.sendmail("app@example.com",
+                              ["r1@example.org", "r2@example.org"],
+                              b"Subject: no author\r\n\r\nHello\r\n")
+            assert refusal.value.smtp_code == 550
+
+        found = wait_for(lambda: (lambda got: got if len(got) >= 3 else None)(
+            events(server, "--type", "policy_rejection")), 10)
+        assert found, server.log()
+        at_mail = [e for e in found if "rcpt_to" not in e]
+        at_data = sorted((e for e in found if "rcpt_to" in e),
+                         key=lambda e: e["rcpt_to"])
+        assert len(at_mail) == 1 and len(at_data) == 2, found
+        assert at_mail[0]["msg_from"] == "app@other.example"
+        assert at_mail[0]["error_code"] == 553
+        assert at_mail[0]["enhanced_code"] == "5.7.1"
+        assert at_mail[0]["ip_address"] == "127.0.0.1"
+        assert at_mail[0]["identity"]
+        assert [e["rcpt_to"] for e in at_data] == ["r1@example.org",
+                                                   "r2@example.org"]
+        for event in at_data:
+            assert event["error_code"] == 550
+            assert "From" in event["raw_reason"], event
+            assert event["msg_from"] == "app@example.com"
+        assert server.queue() == []
+        assert events(server, "--type", "injection") == []

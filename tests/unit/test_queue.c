@@ -982,8 +982,8 @@ on_event(void *arg, int64_t seq, const char *event)
 
 /*
  * Events go into the spool with the submission or outcome they describe,
- * come out in commit order until forgotten, and a refused record stores
- * none.
+ * or alone, come out in commit order until forgotten, and a refused
+ * record stores none.
  */
 static void
 events_are_kept_with_what_they_describe(void **state)
@@ -1019,15 +1019,21 @@ events_are_kept_with_what_they_describe(void **state)
     outcome.event = "{\"type\":\"lost\"}";
     assert_int_equal(record_outcomes(queue, id, &outcome, 1, NULL),
                      SP_ENOTFOUND);
+    assert_int_equal(sp_queue_event(queue, "", &err), SP_EINVAL);
+    assert_int_equal(sp_queue_event(queue, NULL, &err), SP_EINVAL);
+    assert_int_equal(
+        sp_queue_event(queue, "{\"type\":\"policy_rejection\"}", &err), SP_OK);
 
-    /* After a restart, as they were committed. */
+    /* After a restart (closing drains the writer), as committed. */
     sp_queue_close(queue);
     queue = open_queue(dir, true);
+    assert_int_equal(sp_queue_event(queue, "{}", &err), SP_ESTATE);
     assert_int_equal(sp_queue_events_take(queue, 10, on_event, &taken, &err),
                      SP_OK);
-    assert_int_equal(taken.count, 2);
+    assert_int_equal(taken.count, 3);
     assert_string_equal(taken.events[0], "{\"type\":\"injection\"}");
     assert_string_equal(taken.events[1], "{\"type\":\"delivery\"}");
+    assert_string_equal(taken.events[2], "{\"type\":\"policy_rejection\"}");
 
     /* Forgotten up to a point, the rest stays. */
     assert_int_equal(sp_queue_events_forget(queue, taken.last_seq - 1, &err),
@@ -1036,6 +1042,7 @@ events_are_kept_with_what_they_describe(void **state)
     assert_int_equal(sp_queue_events_take(queue, 10, on_event, &taken, &err),
                      SP_OK);
     assert_int_equal(taken.count, 1);
+    assert_string_equal(taken.events[0], "{\"type\":\"policy_rejection\"}");
     assert_int_equal(sp_queue_events_forget(queue, taken.last_seq, &err),
                      SP_OK);
     memset(&taken, 0, sizeof(taken));
