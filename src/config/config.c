@@ -86,6 +86,8 @@ static const struct config_row config_table[] = {
     ROW(delivery_reply_timeout, CONFIG_DURATION, "0"),
     ROW(http_listen, CONFIG_STRING, "127.0.0.1:8025"),
     ROW(events_retention, CONFIG_DURATION, "30d"),
+    ROW(events_subject, CONFIG_BOOL, "yes"),
+    ROW(webhook_retry_max, CONFIG_DURATION, "1h"),
     ROW(dns_update_server, CONFIG_STRING, ""),
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),

@@ -90,7 +90,10 @@ typedef struct sp_config {
     int64_t delivery_reply_timeout; /* seconds, the longest wait for one
                                        whole reply; 0: RFC 5321's */
     char *http_listen; /* "ADDR:PORT" of the HTTP API, loopback; "" off */
-    int64_t events_retention; /* seconds events are kept; 0: for ever */
+    int64_t events_retention;  /* seconds events are kept; 0: for ever */
+    bool events_subject;       /* events carry the Subject */
+    int64_t webhook_retry_max; /* seconds, the longest pause between tries
+                                  of a failing webhook endpoint */
 
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */

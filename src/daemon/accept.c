@@ -61,11 +61,10 @@ accept_helo(const char *helo, char *out, size_t size)
  */
 static int
 accept_fields(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
-              const sp_buf *data, const char *id, sp_buf *out)
+              const sp_buf *data, const sp_mail_header *header, const char *id,
+              sp_buf *out)
 {
     const char *hostname = conn->smtp->deps.hostname;
-    sp_mail_header header = SP_MAIL_HEADER_INIT;
-    size_t scanned = 0, end;
     char date[64], helo[128];
     int rc;
 
@@ -82,17 +81,32 @@ accept_fields(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
         rc = sp_buf_printf(out, ";\r\n\t%s\r\n", date);
 
     /* RFC 6409 8.3: the fields a submission server adds when missing. */
-    end = sp_mail_header_end(data->data, data->len, &scanned);
-    if (rc == SP_OK && sp_mail_header_index(&header, data->data,
-                                            end ? end : data->len) == SP_OK) {
-        if (sp_mail_header_count(&header, data->data, "message-id") == 0)
-            rc = sp_buf_printf(out, "Message-ID: <%s.%lld@%s>\r\n", id,
-                               (long long)time(NULL), hostname);
-        if (rc == SP_OK &&
-            sp_mail_header_count(&header, data->data, "date") == 0)
-            rc = sp_buf_printf(out, "Date: %s\r\n", date);
+    if (rc == SP_OK &&
+        sp_mail_header_count(header, data->data, "message-id") == 0)
+        rc = sp_buf_printf(out, "Message-ID: <%s.%lld@%s>\r\n", id,
+                           (long long)time(NULL), hostname);
+    if (rc == SP_OK && sp_mail_header_count(header, data->data, "date") == 0)
+        rc = sp_buf_printf(out, "Date: %s\r\n", date);
+    return rc;
+}
+
+/* Append the client's data to out, without its X-MSYS-API fields. */
+static int
+accept_copy(const sp_buf *data, const sp_mail_header *header, sp_buf *out)
+{
+    size_t from = 0;
+    int rc = SP_OK;
+
+    for (size_t i = 0; rc == SP_OK && i < header->count; i++) {
+        const sp_mail_field *field = &header->fields[i];
+
+        if (!smtp__is_api_field(field, data->data))
+            continue;
+        rc = sp_buf_append(out, data->data + from, field->offset - from);
+        from = field->offset + field->length;
     }
-    sp_mail_header_free(&header);
+    if (rc == SP_OK)
+        rc = sp_buf_append(out, data->data + from, data->len - from);
     return rc;
 }
 
@@ -240,15 +254,30 @@ accept_stored(void *arg, int rc, const char *id, const sp_error *err)
 
 /*
  * The injection events of a message, one line per recipient, for the
- * spool to commit with it; NULL when memory runs out (the message goes on
- * without them: losing mail over an event would be worse).
+ * spool to commit with it: the message's event fields (base, a JSON
+ * object's text), and the domain and selector of each signature made.
+ * NULL when memory runs out (the message goes on without them: losing
+ * mail over an event would be worse).
  */
 static char *
 accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
-              size_t size, const char *domain, size_t key_count)
+              size_t size, const char *base, const daemon_signed *made)
 {
+    json_t *common = json_loads(base ? base : "{}", 0, NULL);
+    json_t *signatures = json_array();
     sp_buf lines = SP_BUF_INIT;
-    int rc = SP_OK;
+    int rc = common != NULL && signatures != NULL ? SP_OK : SP_ENOMEM;
+
+    for (size_t i = 0; rc == SP_OK && i < made->key_count; i++)
+        rc = json_array_append_new(
+                 signatures, json_pack("{s:s, s:s}", "domain", made->domain,
+                                       "selector", made->selectors[i]))
+                 ? SP_ENOMEM
+                 : SP_OK;
+    if (rc == SP_OK && made->key_count > 0) {
+        json_object_set_new(common, "dkim_domain", json_string(made->domain));
+        json_object_set(common, "dkim_signatures", signatures);
+    }
 
     for (size_t i = 0; rc == SP_OK && i < envelope->recipient_count; i++) {
         json_t *fields = json_pack(
@@ -258,12 +287,14 @@ accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
             "ip_address", conn->ip, "identity", envelope->identity);
         char *text;
 
-        if (fields != NULL && key_count > 0)
-            json_object_set_new(fields, "dkim_domain", json_string(domain));
+        if (fields != NULL)
+            json_object_update(fields, common);
         text = sp_event_text("injection", fields);
         rc = text == NULL ? SP_ENOMEM : sp_buf_printf(&lines, "%s\n", text);
         free(text);
     }
+    json_decref(common);
+    json_decref(signatures);
     if (rc != SP_OK) {
         sp_buf_free(&lines);
         return NULL;
@@ -274,16 +305,26 @@ accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
 /* A message on its way through the signer to the spool. */
 struct accept_job {
     struct smtp_conn *conn;
-    sp_buf message; /* the added fields, then the client's data */
+    sp_buf message;     /* the added fields, then the client's data */
+    char *event_fields; /* smtp__event_fields' text */
 };
+
+static void
+accept_job_free(struct accept_job *job)
+{
+    if (job == NULL)
+        return;
+    sp_buf_free(&job->message);
+    free(job->event_fields);
+    sp_free(job);
+}
 
 /*
  * On a signing thread: prepend the signatures and submit; the spool's
  * answer (or this failure) reaches the loop through accept_stored.
  */
 static void
-accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
-              const int64_t *key_ids, size_t key_count,
+accept_signed(void *arg, int rc, const daemon_signed *made,
               const sp_error *sign_err)
 {
     struct accept_job *job = arg;
@@ -295,8 +336,9 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
         .recipient_count = envelope->recipient_count,
         .client_ip = conn->ip,
         .identity = envelope->identity,
-        .dkim_keys = key_ids,
-        .dkim_key_count = key_count,
+        .dkim_keys = made->key_ids,
+        .dkim_key_count = made->key_count,
+        .event_fields = job->event_fields,
     };
     sp_buf whole = SP_BUF_INIT;
     char *events = NULL;
@@ -304,20 +346,21 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
 
     /* A key limited to domains: the author's domain too, not only the
      * envelope's, since that is the domain the message is signed for. */
-    if (rc == SP_OK && !smtp__conn_domain_allowed(conn->domains, domain)) {
+    if (rc == SP_OK &&
+        !smtp__conn_domain_allowed(conn->domains, made->domain)) {
         snprintf(err.text, sizeof(err.text),
-                 "this API key may not send from %s", domain);
+                 "this API key may not send from %s", made->domain);
         accept_post(conn, SP_EPOLICY, true, conn->queue_id, err.text);
     } else if (rc != SP_OK) {
         accept_stored(conn, rc, conn->queue_id, sign_err);
     } else {
-        rc = sp_buf_append(&whole, fields->data, fields->len);
+        rc = sp_buf_append(&whole, made->fields->data, made->fields->len);
         if (rc == SP_OK)
             rc = sp_buf_append(&whole, job->message.data, job->message.len);
         conn->size = whole.len;
         if (rc == SP_OK)
-            spool.event = events =
-                accept_events(conn, envelope, whole.len, domain, key_count);
+            spool.event = events = accept_events(conn, envelope, whole.len,
+                                                 job->event_fields, made);
         if (rc == SP_OK)
             rc = sp_queue_submit(conn->smtp->deps.queue, &spool, whole.data,
                                  whole.len, accept_stored, conn, conn->queue_id,
@@ -329,8 +372,7 @@ accept_signed(void *arg, int rc, const char *domain, const sp_buf *fields,
     }
     sp_buf_free(&whole);
     sp_free(events);
-    sp_buf_free(&job->message);
-    sp_free(job);
+    accept_job_free(job);
 }
 
 /*
@@ -342,6 +384,9 @@ smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
 {
     struct smtp_conn *conn = arg;
     struct accept_job *job = sp_calloc(1, sizeof(*job));
+    sp_mail_header header = SP_MAIL_HEADER_INIT;
+    size_t scanned = 0, end;
+    char why[200] = "";
     sp_error err;
     int rc = job == NULL ? SP_ENOMEM : SP_OK;
 
@@ -349,22 +394,37 @@ smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
     conn->envelope = envelope;
     conn->size = data->len;
     sp_queue_new_id(conn->smtp->deps.queue, conn->queue_id);
+
+    /* The header once, for the fields to add and what events carry. */
+    end = sp_mail_header_end(data->data, data->len, &scanned);
+    if (rc == SP_OK)
+        rc = sp_mail_header_index(&header, data->data, end ? end : data->len);
     if (rc == SP_OK) {
         job->conn = conn;
-        rc = accept_fields(conn, envelope, data, conn->queue_id, &job->message);
+        job->event_fields = smtp__event_fields(
+            data->data, &header, conn->smtp->deps.config->events_subject,
+            conn->queue_id, why, sizeof(why));
+        if (job->event_fields == NULL)
+            rc = why[0] != '\0' ? SP_ESYNTAX : SP_ENOMEM;
     }
     if (rc == SP_OK)
-        rc = sp_buf_append(&job->message, data->data, data->len);
+        rc = accept_fields(conn, envelope, data, &header, conn->queue_id,
+                           &job->message);
+    if (rc == SP_OK)
+        rc = accept_copy(data, &header, &job->message);
+    sp_mail_header_free(&header);
     if (rc == SP_OK)
         rc = daemon_signer_submit(conn->smtp->deps.signer, job->message.data,
                                   job->message.len, accept_signed, job);
 
     /* The answer comes through the mailbox, or at once on failure. */
     if (rc != SP_OK) {
-        if (job != NULL)
-            sp_buf_free(&job->message);
-        sp_free(job);
-        sp_err_set(&err, rc, "out of memory");
-        accept_stored(conn, rc, conn->queue_id, &err);
+        accept_job_free(job);
+        if (rc == SP_ESYNTAX)
+            accept_post(conn, rc, false, conn->queue_id, why);
+        else {
+            sp_err_set(&err, rc, "out of memory");
+            accept_stored(conn, rc, conn->queue_id, &err);
+        }
     }
 }

@@ -108,17 +108,24 @@ int daemon_tls_context(const sp_config *config, const char *hostname,
 
 struct daemon_signer;
 
+/* What signing one message made; valid only during the callback. */
+typedef struct daemon_signed {
+    const char *domain;           /* its From address's domain */
+    const sp_buf *fields;         /* DKIM-Signature fields to prepend;
+                                     empty when the domain has no key */
+    const int64_t *key_ids;       /* store ids of the keys that signed */
+    const char *const *selectors; /* their selectors, in the same order */
+    size_t key_count;
+} daemon_signed;
+
 /*
- * A signed (or unsigned) message, on a worker thread.  rc SP_OK: domain
- * is its From address's domain, fields holds the DKIM-Signature fields
- * to prepend (empty when that domain has no active key) and key_ids the
- * store ids of the keys that made them.  Otherwise err says why the message
- * cannot be signed (no From, two From fields, no domain in it, or the engine's
- * refusal). Everything given is valid only during the call.
+ * A signed (or unsigned) message, on a worker thread.  rc SP_OK: made
+ * says what signing made.  Otherwise err says why the message cannot be
+ * signed (no From, two From fields, no domain in it, or the engine's
+ * refusal) and made->domain is "".
  */
-typedef void (*daemon_signer_done_fn)(void *arg, int rc, const char *domain,
-                                      const sp_buf *fields,
-                                      const int64_t *key_ids, size_t key_count,
+typedef void (*daemon_signer_done_fn)(void *arg, int rc,
+                                      const daemon_signed *made,
                                       const sp_error *err);
 
 /*

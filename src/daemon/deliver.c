@@ -105,6 +105,7 @@ struct out_conn {
     size_t addr_count, addr_index, tried;
     unsigned lookups; /* A and AAAA queries still out */
     char peer[80];    /* address:port being talked to */
+    char local[48];   /* the address it is talked to from, once connected */
 
     struct bufferevent *bev;
     sp_smtp_client *client;
@@ -124,6 +125,7 @@ struct out_conn {
     sp_sched_job *job;
     sp_buf data;                /* the message */
     sp_buf strings;             /* sender and recipients, NUL separated */
+    sp_buf event_fields;        /* what each event of the message carries */
     const char **recipients;    /* into strings, job->count of them */
     const char *sender;         /* into strings */
     int64_t created_ms;         /* when the message was accepted */
@@ -277,6 +279,12 @@ deliver_event(const struct out_conn *conn, const sp_sched_job *job,
 
     if (fields == NULL)
         return NULL;
+    if (conn->event_fields.len > 0) {
+        json_t *common = json_loads(conn->event_fields.data, 0, NULL);
+
+        json_object_update_missing(fields, common);
+        json_decref(common);
+    }
     if (strcmp(status, "delivered") != 0)
         json_object_set_new(fields, "bounce_class",
                             json_string(sp_smtp_class_name(result->class)));
@@ -286,6 +294,8 @@ deliver_event(const struct out_conn *conn, const sp_sched_job *job,
         json_object_set_new(fields, "mx_host",
                             json_string(conn->hosts[conn->host_index].name));
         json_object_set_new(fields, "mx_ip", json_string(conn->peer));
+        if (conn->local[0] != '\0')
+            json_object_set_new(fields, "sending_ip", json_string(conn->local));
         json_object_set_new(
             fields, "tls",
             json_string(conn->tls ? (conn->verified ? "verified" : "yes")
@@ -423,6 +433,7 @@ conn_free(struct out_conn *conn)
     sp_buf_free(&conn->out);
     sp_buf_free(&conn->data);
     sp_buf_free(&conn->strings);
+    sp_buf_free(&conn->event_fields);
     sp_free(conn->recipients);
     if (conn->prev != NULL)
         conn->prev->next = conn->next;
@@ -660,6 +671,9 @@ conn_take_info(void *arg, const sp_queue_info *info)
 
     conn->created_ms = info->created_ms;
     conn->size = info->size;
+    sp_buf_reset(&conn->event_fields);
+    if (sp_buf_append_str(&conn->event_fields, info->event_fields) != SP_OK)
+        return;
     sp_buf_reset(&conn->strings);
     if (sp_buf_append(&conn->strings, info->sender, strlen(info->sender) + 1))
         return;
@@ -902,6 +916,25 @@ conn_describe_failure(struct out_conn *conn, short what, char *why, size_t size)
                  evutil_socket_error_to_string(socket_error));
 }
 
+/* Note the local address of conn's new connection (sending_ip). */
+static void
+conn_note_local(struct out_conn *conn)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    int fd = (int)bufferevent_getfd(conn->bev);
+
+    conn->local[0] = '\0';
+    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
+        return;
+    if (local.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->sin_addr,
+                  conn->local, sizeof(conn->local));
+    else if (local.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->sin6_addr,
+                  conn->local, sizeof(conn->local));
+}
+
 static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -911,6 +944,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         if (conn->stage == CONN_CONNECTING) {
+            conn_note_local(conn);
             conn->stage = CONN_TALKING;
             conn_wait_reply(conn);
             return;
@@ -1069,6 +1103,7 @@ conn_try_next(struct out_conn *conn, const char *why)
                     sp_sched_dest_name(conn->dest),
                     conn->peer[0] ? conn->peer : "none", why);
     conn->peer[0] = '\0';
+    conn->local[0] = '\0';
     conn->plaintext = conn->tls = conn->verified = false;
     if (conn->tried < DELIVER_MAX_ADDRESSES &&
         conn->addr_index + 1 < conn->addr_count) {

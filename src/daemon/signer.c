@@ -277,6 +277,26 @@ sign_domain(const char *data, size_t len, char *domain, size_t size,
 }
 
 /* Sign one message with the keys of its domain; done reports. */
+/* Give job's owner what signing made (keys NULL: no signature). */
+static void
+sign_tell(struct signer_job *job, int rc, const char *domain,
+          const sp_buf *fields, const struct signer_domain *keys,
+          const sp_error *err)
+{
+    const char *selectors[SIGNER_MAX_KEYS];
+    daemon_signed made = {
+        .domain = rc == SP_OK ? domain : "",
+        .fields = fields,
+        .key_ids = keys != NULL ? keys->ids : NULL,
+        .selectors = selectors,
+        .key_count = keys != NULL ? keys->count : 0,
+    };
+
+    for (size_t i = 0; i < made.key_count; i++)
+        selectors[i] = keys->selectors[i];
+    job->done(job->arg, rc, &made, rc == SP_OK ? NULL : err);
+}
+
 static void
 sign_job(struct daemon_signer *signer, struct signer_job *job)
 {
@@ -324,12 +344,7 @@ sign_job(struct daemon_signer *signer, struct signer_job *job)
         pthread_mutex_unlock(&signer->tally_lock);
     }
 
-    if (rc == SP_OK && keys != NULL)
-        job->done(job->arg, SP_OK, domain, &fields, keys->ids, keys->count,
-                  NULL);
-    else
-        job->done(job->arg, rc, rc == SP_OK ? domain : "", &fields, NULL, 0,
-                  rc == SP_OK ? NULL : &err);
+    sign_tell(job, rc, domain, &fields, rc == SP_OK ? keys : NULL, &err);
     sp_buf_free(&fields);
     set_release(set);
 }

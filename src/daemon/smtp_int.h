@@ -1,12 +1,14 @@
 /*
  * smtp_int.h: names shared by the files of sealpostd's SMTP service:
- * smtp_server.c (listeners, limits), smtp_conn.c (one connection) and
- * accept.c (what happens to a finished message).
+ * smtp_server.c (listeners, limits), smtp_conn.c (one connection),
+ * accept.c (what happens to a finished message) and event_fields.c (what
+ * its events carry).
  */
 #ifndef SP_DAEMON_SMTP_INT_H
 #define SP_DAEMON_SMTP_INT_H
 
 #include "daemon.h"
+#include "mail/mail.h"
 
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -93,6 +95,21 @@ void smtp__conn_next(struct smtp_conn *conn, sp_smtp_next next);
 /* Count a client in or out; false when it has too many connections. */
 bool smtp__client_enter(struct daemon_smtp *smtp, const char *ip);
 void smtp__client_leave(struct daemon_smtp *smtp, const char *ip);
+
+/*
+ * The fields every event of a message carries (doc/events.md), as the
+ * text of a JSON object (free() it): transmission_id (queue_id), the
+ * subject when subject is set, and campaign_id and metadata from an
+ * X-MSYS-API field of header (indexed over block).  NULL with why set
+ * when X-MSYS-API is not as documented (the message is refused), NULL
+ * with why "" when memory ran out.
+ */
+char *smtp__event_fields(const char *block, const sp_mail_header *header,
+                         bool subject, const char *queue_id, char *why,
+                         size_t why_size);
+
+/* Whether field is X-MSYS-API, which leaves the message at intake. */
+bool smtp__is_api_field(const sp_mail_field *field, const char *block);
 
 /*
  * A permanent refusal of sealpost's own (reply, 5xx) of the message of

@@ -13,9 +13,9 @@
  * and moves the cursor past them only on a 2xx.  A failure (no answer in
  * WEBHOOK_TIMEOUT_S, a refused connection, any other status) is recorded
  * with the endpoint, which is tried again after a pause that doubles
- * from a second up to an hour; events it still refuses after
- * WEBHOOK_GIVE_UP_MS of failing are skipped, with a log line, so that
- * one dead endpoint holds nothing for ever.  Mail never waits for any of
+ * from a second up to webhook_retry_max (an hour by default); events it still
+ * refuses after WEBHOOK_GIVE_UP_MS of failing are skipped, with a log line, so
+ * that one dead endpoint holds nothing for ever.  Mail never waits for any of
  * this: the thread has its own store and key connections.
  *
  * Known limit: endpoints are served one after another, so a slow one
@@ -34,7 +34,6 @@
 #define WEBHOOK_TIMEOUT_S  10
 #define WEBHOOK_IDLE_MS    500
 #define WEBHOOK_PAUSE_MS   1000             /* after a first failure */
-#define WEBHOOK_PAUSE_MAX  (3600 * 1000)    /* the longest pause */
 #define WEBHOOK_GIVE_UP_MS (86400 * 1000LL) /* then events are skipped */
 
 struct daemon_webhooks {
@@ -147,7 +146,7 @@ webhook_pause_of(struct webhook_pause **pauses, size_t *count, int64_t id)
  */
 static bool
 webhook_serve(sp_keys *keys, CURL *curl, const sp_store_webhook *hook,
-              struct webhook_pause *pause)
+              struct webhook_pause *pause, int64_t pause_max_ms)
 {
     sp_store *store = sp_keys_store(keys);
     sp_store_event_filter filter = {
@@ -194,8 +193,8 @@ webhook_serve(sp_keys *keys, CURL *curl, const sp_store_webhook *hook,
 
     /* Failed: wait longer each time; after a day, skip what it refuses. */
     pause->pause_ms = pause->pause_ms ? pause->pause_ms * 2 : WEBHOOK_PAUSE_MS;
-    if (pause->pause_ms > WEBHOOK_PAUSE_MAX)
-        pause->pause_ms = WEBHOOK_PAUSE_MAX;
+    if (pause->pause_ms > pause_max_ms && pause_max_ms >= WEBHOOK_PAUSE_MS)
+        pause->pause_ms = pause_max_ms;
     pause->until_ms = now + pause->pause_ms;
     if (hook->failing_since != 0 &&
         now - hook->failing_since > WEBHOOK_GIVE_UP_MS) {
@@ -246,7 +245,9 @@ webhook_main(void *arg)
                 webhook_pause_of(&pauses, &pause_count, list[i].id);
 
             if (pause != NULL && daemon_now_ms() >= pause->until_ms)
-                more = webhook_serve(keys, curl, &list[i], pause) || more;
+                more = webhook_serve(keys, curl, &list[i], pause,
+                                     hooks->config->webhook_retry_max * 1000) ||
+                       more;
         }
         sp_store_webhooks_free(list, count);
         stopping =

@@ -50,8 +50,10 @@ typedef struct sp_queue_envelope {
     const int64_t *dkim_keys; /* store ids of the DKIM keys that signed
                                  the message (sp_queue_key_count) */
     size_t dkim_key_count;
-    const char *event; /* an event (JSON) stored in the same commit, for
-                          sp_queue_events_take; NULL for none */
+    const char *event;        /* an event (JSON) stored in the same commit, for
+                                 sp_queue_events_take; NULL for none */
+    const char *event_fields; /* a JSON object of the fields each event of
+                                 the message carries; NULL or "" for none */
 } sp_queue_envelope;
 
 /* States of a message in the spool. */
@@ -87,8 +89,9 @@ typedef struct sp_queue_info {
     size_t recipient_count;
     const char *client_ip;
     const char *identity;
-    uint64_t size;      /* octets of the message */
-    int64_t created_ms; /* when it was accepted, ms since the epoch */
+    uint64_t size;            /* octets of the message */
+    int64_t created_ms;       /* when it was accepted, ms since the epoch */
+    const char *event_fields; /* as submitted; "" for none */
     sp_queue_state state;
     const sp_queue_rcpt *rcpt; /* recipient_count states, in the order
                                   of recipients */

@@ -62,6 +62,7 @@ typedef struct queue__item {
     const char *client_ip;    /* in this allocation */
     const char *identity;     /* in this allocation */
     const char *event;        /* in this allocation, or NULL */
+    const char *event_fields; /* in this allocation; "" for none */
     const int64_t *dkim_keys; /* in this allocation */
     size_t dkim_key_count;
     const void *data;      /* in this allocation, len bytes */

@@ -361,6 +361,7 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
 {
     const char *client_ip = envelope->client_ip ? envelope->client_ip : "";
     const char *identity = envelope->identity ? envelope->identity : "";
+    const char *fields = envelope->event_fields ? envelope->event_fields : "";
     size_t n = envelope->recipient_count;
     size_t keys = envelope->dkim_keys != NULL ? envelope->dkim_key_count : 0;
     size_t size =
@@ -370,7 +371,8 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     queue__item *item;
     char *at;
 
-    size += strlen(envelope->sender) + strlen(client_ip) + strlen(identity) + 3;
+    size += strlen(envelope->sender) + strlen(client_ip) + strlen(identity) +
+            strlen(fields) + 4;
     if (envelope->event != NULL)
         size += strlen(envelope->event) + 1;
     for (size_t i = 0; i < n; i++)
@@ -389,6 +391,7 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     item->sender = spool_put(&at, envelope->sender, strlen(envelope->sender));
     item->client_ip = spool_put(&at, client_ip, strlen(client_ip));
     item->identity = spool_put(&at, identity, strlen(identity));
+    item->event_fields = spool_put(&at, fields, strlen(fields));
     if (envelope->event != NULL)
         item->event = spool_put(&at, envelope->event, strlen(envelope->event));
     for (size_t i = 0; i < n; i++)

@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DB_SCHEMA_VERSION  4
+#define DB_SCHEMA_VERSION  5
 #define DB_BUSY_MS         10000
 #define DB_WAL_LIMIT_BYTES (64 << 20) /* WAL cut back to this after use */
 #define DB_PAGE_BYTES      16384      /* page size of a new spool */
@@ -90,9 +90,16 @@ static const char db_schema_4[] = "CREATE TABLE events ("
                                   " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                                   " event TEXT NOT NULL);";
 
+/*
+ * Version 5: the fields every event of a message carries (a JSON object:
+ * subject, campaign, metadata ...), given at submission.
+ */
+static const char db_schema_5[] =
+    "ALTER TABLE messages ADD COLUMN event_fields TEXT NOT NULL DEFAULT '';";
+
 /* Message rows are read with the same column order everywhere. */
 #define DB_MESSAGE_COLUMNS                                                     \
-    "id, created_ms, state, sender, client_ip, identity, size"
+    "id, created_ms, state, sender, client_ip, identity, size, event_fields"
 
 struct queue__db {
     sqlite3 *sql;
@@ -196,8 +203,10 @@ db_schema(queue__db *db, sp_error *err)
         rc = db_exec(db, db_schema_3, err, "upgrading the schema");
     if (rc == SP_OK && version < 4)
         rc = db_exec(db, db_schema_4, err, "upgrading the schema");
+    if (rc == SP_OK && version < 5)
+        rc = db_exec(db, db_schema_5, err, "upgrading the schema");
     if (rc == SP_OK && version < DB_SCHEMA_VERSION)
-        rc = db_exec(db, "PRAGMA user_version = 4", err, "creating the schema");
+        rc = db_exec(db, "PRAGMA user_version = 5", err, "creating the schema");
     if (rc == SP_OK)
         rc = db_exec(db, "COMMIT", err, "creating the schema");
     if (rc != SP_OK)
@@ -232,7 +241,7 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
         return rc;
     rc = db_prepare(db,
                     "INSERT INTO messages (" DB_MESSAGE_COLUMNS ") "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     &db->insert_message, err);
     if (rc == SP_OK)
         rc = db_prepare(db,
@@ -470,6 +479,7 @@ db_insert(queue__db *db, const queue__item *item)
     sqlite3_bind_text(stmt, 5, item->client_ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 6, item->identity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 7, (sqlite3_int64)item->len);
+    sqlite3_bind_text(stmt, 8, item->event_fields, -1, SQLITE_STATIC);
     if ((step = db_step(stmt)) != SQLITE_DONE)
         return step;
     for (size_t i = 0; i < item->recipient_count; i++) {
@@ -714,6 +724,7 @@ db_describe(queue__db *db, sqlite3_stmt *stmt,
     info.client_ip = db_text(stmt, 4);
     info.identity = db_text(stmt, 5);
     info.size = (uint64_t)sqlite3_column_int64(stmt, 6);
+    info.event_fields = db_text(stmt, 7);
     info.recipients = db->recipients;
     info.rcpt = db->rcpt;
     each(arg, &info);

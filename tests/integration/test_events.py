@@ -331,3 +331,86 @@ def test_refusals_are_policy_rejection_events(tmp_path):
             assert event["msg_from"] == "app@example.com"
         assert server.queue() == []
         assert events(server, "--type", "injection") == []
+
+
+def test_events_carry_subject_campaign_metadata_and_signatures(tmp_path):
+    """Every event of a message carries its subject, its transmission
+    and the campaign and metadata given in X-MSYS-API, which leaves the
+    message at intake; injection names each DKIM signature, delivery the
+    address it was sent from.  A malformed X-MSYS-API is refused, and
+    events_subject = no keeps subjects out."""
+    port = free_port()
+    with Receiver("127.0.0.1", port) as receiver:
+        server = Sealpostd(tmp_path, f"delivery_smarthost = 127.0.0.1:{port}\n"
+                           "dkim_domains = example.com\n")
+        for selector, kind in (("f1r", ["--rsa", "2048"]),
+                               ("f1e", ["--ed25519"])):
+            server.sealpost("dkim", "keygen", "example.com", "--selector",
+                            selector, *kind)
+            server.sealpost("dkim", "activate", "example.com", selector)
+        api_field = (b'X-MSYS-API: {"campaign_id": "spring-sale",\r\n'
+                     b' "metadata": {"customer": "42", "tier": ["gold"]},'
+                     b' "options": {"open_tracking": false}}\r\n')
+        message = (b"From: shop@example.com\r\nTo: c1@example.org\r\n"
+                   b"Subject: Your =?utf-8?q?r=C3=A9sum=C3=A9?= is ready\r\n"
+                   + api_field + b"\r\nHello.\r\n")
+        with server:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+                smtp.sendmail("shop@example.com", ["c1@example.org"],
+                              message)
+                with pytest.raises(smtplib.SMTPDataError) as refusal:
+                    smtp.sendmail("shop@example.com", ["c2@example.org"],
+                                  message.replace(b'"spring-sale"', b"7"))
+                assert refusal.value.smtp_code == 550
+                assert b"campaign_id" in refusal.value.smtp_error
+            (got,) = receiver.wait(1)
+            assert b"X-MSYS-API" not in got["data"]
+            assert b"Subject: Your" in got["data"]
+
+            found = wait_for(lambda: (lambda e: e if len(e) >= 2 else None)(
+                events(server, "--recipient", "c1@example.org")), 20)
+            assert found, server.log()
+            by_type = {e["type"]: e for e in found}
+            for event in by_type.values():
+                assert event["subject"] == \
+                    "Your =?utf-8?q?r=C3=A9sum=C3=A9?= is ready"
+                assert event["campaign_id"] == "spring-sale"
+                assert event["metadata"] == {"customer": "42",
+                                             "tier": ["gold"]}
+                assert event["transmission_id"] == event["queue_id"]
+                assert "options" not in event
+            assert sorted(s["selector"] for s in
+                          by_type["injection"]["dkim_signatures"]) == \
+                ["f1e", "f1r"]
+            assert all(s["domain"] == "example.com" for s in
+                       by_type["injection"]["dkim_signatures"])
+            assert by_type["delivery"]["sending_ip"] == "127.0.0.1"
+
+            # The campaign is a filter of the command and of the API.
+            assert {e["event_id"] for e in events(
+                server, "--campaign", "spring-sale")} == \
+                {e["event_id"] for e in found}
+            key = server.apikey("reader")
+            code, body = api(server, "/api/v1/events/message?campaign_ids="
+                             "spring-sale&events=delivery", key)
+            assert code == 200
+            assert [e["rcpt_to"] for e in body["results"]] == \
+                ["c1@example.org"]
+            rejected = wait_for(lambda: events(server, "--type",
+                                               "policy_rejection"), 10)
+            assert [e["rcpt_to"] for e in rejected] == ["c2@example.org"]
+
+        # Without subjects: the rest as before.
+        with open(server.config_path, "a") as config:
+            config.write("events_subject = no\n")
+        server.restart()
+        try:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as smtp:
+                smtp.sendmail("shop@example.com", ["c3@example.org"],
+                              message)
+            found = wait_for(lambda: events(server, "--recipient",
+                                            "c3@example.org"), 20)
+            assert found and all("subject" not in e for e in found), found
+            assert all(e["campaign_id"] == "spring-sale" for e in found)
+        finally:
+            server.stop()

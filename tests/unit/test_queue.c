@@ -980,6 +980,12 @@ on_event(void *arg, int64_t seq, const char *event)
     snprintf(taken->events[taken->count++], 64, "%s", event);
 }
 
+static void
+on_info_fields(void *arg, const sp_queue_info *info)
+{
+    snprintf(arg, 64, "%s", info->event_fields);
+}
+
 /*
  * Events go into the spool with the submission or outcome they describe,
  * or alone, come out in commit order until forgotten, and a refused
@@ -998,8 +1004,9 @@ events_are_kept_with_what_they_describe(void **state)
         .recipients = two_recipients,
         .recipient_count = 1,
         .event = "{\"type\":\"injection\"}",
+        .event_fields = "{\"campaign_id\":\"c1\"}",
     };
-    char dir[256], id[SP_QUEUE_ID_SIZE] = "";
+    char dir[256], id[SP_QUEUE_ID_SIZE] = "", fields[64] = "";
     struct record record = {0};
     struct taken taken = {0};
     struct tally tally;
@@ -1015,6 +1022,9 @@ events_are_kept_with_what_they_describe(void **state)
                                      &record, id, &err),
                      SP_OK);
     tally_wait(&tally, 1);
+    assert_int_equal(
+        sp_queue_read(queue, id, on_info_fields, fields, NULL, &err), SP_OK);
+    assert_string_equal(fields, "{\"campaign_id\":\"c1\"}");
     assert_int_equal(record_outcomes(queue, id, &outcome, 1, NULL), SP_OK);
     outcome.event = "{\"type\":\"lost\"}";
     assert_int_equal(record_outcomes(queue, id, &outcome, 1, NULL),
