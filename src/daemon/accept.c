@@ -148,36 +148,55 @@ accept_deliver(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
 }
 
 void
+smtp__refused_events(sp_queue *queue, const struct smtp_origin *origin,
+                     const sp_smtp_reply *reply)
+{
+    size_t count = origin->recipient_count ? origin->recipient_count : 1;
+    sp_error err;
+
+    for (size_t i = 0; i < count; i++) {
+        json_t *fields = json_pack(
+            "{s:s, s:s, s:s, s:i, s:s, s:s}", "msg_from", origin->sender,
+            "ip_address", origin->client_ip, "identity", origin->identity,
+            "error_code", reply->code, "enhanced_code", reply->enhanced,
+            "raw_reason", reply->text);
+        char *text;
+
+        if (fields != NULL && origin->recipient_count > 0)
+            json_object_set_new(fields, "rcpt_to",
+                                json_string(origin->recipients[i]));
+        if (fields != NULL && origin->queue_id != NULL &&
+            origin->queue_id[0] != '\0') {
+            json_object_set_new(fields, "queue_id",
+                                json_string(origin->queue_id));
+            json_object_set_new(fields, "message_id",
+                                json_string(origin->queue_id));
+        }
+        text = sp_event_text("policy_rejection", fields);
+        if (text == NULL || sp_queue_event(queue, text, &err) != SP_OK)
+            sp_log_warning("event type=policy_rejection client=%s "
+                           "error=\"%s\"",
+                           origin->client_ip,
+                           text ? err.text : "out of memory");
+        free(text);
+    }
+}
+
+void
 smtp__conn_refused(const struct smtp_conn *conn,
                    const sp_smtp_envelope *envelope, const char *queue_id,
                    const sp_smtp_reply *reply)
 {
-    size_t count = envelope->recipient_count ? envelope->recipient_count : 1;
-    sp_error err;
+    struct smtp_origin origin = {
+        .queue_id = queue_id,
+        .sender = envelope->sender,
+        .recipients = (const char *const *)envelope->recipients,
+        .recipient_count = envelope->recipient_count,
+        .client_ip = conn->ip,
+        .identity = envelope->identity,
+    };
 
-    for (size_t i = 0; i < count; i++) {
-        json_t *fields = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "msg_from",
-                                   envelope->sender, "ip_address", conn->ip,
-                                   "identity", envelope->identity, "error_code",
-                                   reply->code, "enhanced_code",
-                                   reply->enhanced, "raw_reason", reply->text);
-        char *text;
-
-        if (fields != NULL && envelope->recipient_count > 0)
-            json_object_set_new(fields, "rcpt_to",
-                                json_string(envelope->recipients[i]));
-        if (fields != NULL && queue_id != NULL && queue_id[0] != '\0') {
-            json_object_set_new(fields, "queue_id", json_string(queue_id));
-            json_object_set_new(fields, "message_id", json_string(queue_id));
-        }
-        text = sp_event_text("policy_rejection", fields);
-        if (text == NULL ||
-            sp_queue_event(conn->smtp->deps.queue, text, &err) != SP_OK)
-            sp_log_warning("event type=policy_rejection client=%s "
-                           "error=\"%s\"",
-                           conn->ip, text ? err.text : "out of memory");
-        free(text);
-    }
+    smtp__refused_events(conn->smtp->deps.queue, &origin, reply);
 }
 
 /* On the loop: give the session its verdict, or free a gone connection. */
@@ -252,18 +271,11 @@ accept_stored(void *arg, int rc, const char *id, const sp_error *err)
     accept_post(arg, rc, false, id, rc == SP_OK ? "" : err->text);
 }
 
-/*
- * The injection events of a message, one line per recipient, for the
- * spool to commit with it: the message's event fields (base, a JSON
- * object's text), and the domain and selector of each signature made.
- * NULL when memory runs out (the message goes on without them: losing
- * mail over an event would be worse).
- */
-static char *
-accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
-              size_t size, const char *base, const daemon_signed *made)
+char *
+smtp__injection_events(const struct smtp_origin *origin, size_t size,
+                       const char *event_fields, const daemon_signed *made)
 {
-    json_t *common = json_loads(base ? base : "{}", 0, NULL);
+    json_t *common = json_loads(event_fields ? event_fields : "{}", 0, NULL);
     json_t *signatures = json_array();
     sp_buf lines = SP_BUF_INIT;
     int rc = common != NULL && signatures != NULL ? SP_OK : SP_ENOMEM;
@@ -279,12 +291,12 @@ accept_events(const struct smtp_conn *conn, const sp_smtp_envelope *envelope,
         json_object_set(common, "dkim_signatures", signatures);
     }
 
-    for (size_t i = 0; rc == SP_OK && i < envelope->recipient_count; i++) {
+    for (size_t i = 0; rc == SP_OK && i < origin->recipient_count; i++) {
         json_t *fields = json_pack(
-            "{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "queue_id", conn->queue_id,
-            "message_id", conn->queue_id, "rcpt_to", envelope->recipients[i],
-            "msg_from", envelope->sender, "msg_size", (json_int_t)size,
-            "ip_address", conn->ip, "identity", envelope->identity);
+            "{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "queue_id", origin->queue_id,
+            "message_id", origin->queue_id, "rcpt_to", origin->recipients[i],
+            "msg_from", origin->sender, "msg_size", (json_int_t)size,
+            "ip_address", origin->client_ip, "identity", origin->identity);
         char *text;
 
         if (fields != NULL)
@@ -359,8 +371,16 @@ accept_signed(void *arg, int rc, const daemon_signed *made,
             rc = sp_buf_append(&whole, job->message.data, job->message.len);
         conn->size = whole.len;
         if (rc == SP_OK)
-            spool.event = events = accept_events(conn, envelope, whole.len,
-                                                 job->event_fields, made);
+            spool.event = events = smtp__injection_events(
+                &(struct smtp_origin){
+                    .queue_id = conn->queue_id,
+                    .sender = envelope->sender,
+                    .recipients = (const char *const *)envelope->recipients,
+                    .recipient_count = envelope->recipient_count,
+                    .client_ip = conn->ip,
+                    .identity = envelope->identity,
+                },
+                whole.len, job->event_fields, made);
         if (rc == SP_OK)
             rc = sp_queue_submit(conn->smtp->deps.queue, &spool, whole.data,
                                  whole.len, accept_stored, conn, conn->queue_id,

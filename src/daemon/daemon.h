@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "dns/dns.h"
 #include "events/events.h"
+#include "http/http.h"
 #include "keys/keys.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
@@ -336,6 +337,19 @@ struct daemon_smtp_deps {
 };
 
 struct daemon_smtp;
+
+/*
+ * The HTTP API's way in (inject.c): its injector's functions take
+ * messages through the signer and the spool as SMTP's are taken.
+ */
+struct daemon_inject {
+    struct daemon_smtp_deps deps;
+    sp_http_injector ops; /* for sp_http_options.injector */
+};
+
+/* Fill inject (deps copied, their objects borrowed). */
+void daemon_inject_init(struct daemon_inject *inject,
+                        const struct daemon_smtp_deps *deps);
 
 /*
  * Listen on every address of smtp_listen; log one line per listener.

@@ -56,6 +56,7 @@ struct daemon {
     struct event *tally_timer;             /* writes the signer's tally */
     struct daemon_mailbox mailbox;         /* answers from the spool's thread */
     struct daemon_smtp *smtp;              /* the submission server */
+    struct daemon_inject inject;           /* the API's way in */
     struct daemon_deliver *deliver;        /* delivery to recipients' servers */
     struct daemon_event_pump *events_pump; /* spool events to the store */
     sp_http *http;                         /* the HTTP API, or NULL */
@@ -336,6 +337,7 @@ start_smtp(struct daemon *daemon)
     };
     if (daemon_smtp_start(&deps, &daemon->smtp, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
+    daemon_inject_init(&daemon->inject, &deps);
 }
 
 /* The loop's events: stop signals, DNS answers, the lifecycle timer. */
@@ -396,6 +398,8 @@ start_http(struct daemon *daemon)
                 .address = (struct sockaddr *)&where,
                 .store = sp_keys_store(daemon->keys),
                 .config = &daemon->config,
+                .hostname = daemon->hostname,
+                .injector = &daemon->inject.ops,
             },
             &daemon->http, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s: %s\"", address, err.text);

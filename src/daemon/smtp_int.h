@@ -111,6 +111,36 @@ char *smtp__event_fields(const char *block, const sp_mail_header *header,
 /* Whether field is X-MSYS-API, which leaves the message at intake. */
 bool smtp__is_api_field(const sp_mail_field *field, const char *block);
 
+/* Where a message came from, for its events. */
+struct smtp_origin {
+    const char *queue_id; /* "" or NULL when it has none */
+    const char *sender;
+    const char *const *recipients;
+    size_t recipient_count;
+    const char *client_ip;
+    const char *identity; /* the API key's name, or "" */
+};
+
+/*
+ * The injection events of a stored message of size octets, one line per
+ * recipient, for the spool to commit with it: the message's event fields
+ * (a JSON object's text, or NULL), and the domain and selector of each
+ * signature made.  NULL when memory runs out (the message goes on
+ * without them: losing mail over an event would be worse).  free() it.
+ */
+char *smtp__injection_events(const struct smtp_origin *origin, size_t size,
+                             const char *event_fields,
+                             const daemon_signed *made);
+
+/*
+ * A permanent refusal (reply, 5xx) of a message from origin: one
+ * policy_rejection event per recipient (one without rcpt_to when it has
+ * none), stored through queue with the writer's next commit.  A failure
+ * is logged.
+ */
+void smtp__refused_events(sp_queue *queue, const struct smtp_origin *origin,
+                          const sp_smtp_reply *reply);
+
 /*
  * A permanent refusal of sealpost's own (reply, 5xx) of the message of
  * envelope: one policy_rejection event per recipient (one without

@@ -333,9 +333,5 @@ http__metrics(const http__call *call, http__reply *reply)
                     "the event store cannot be read just now; try again");
         return;
     }
-    reply->status = MHD_HTTP_OK;
-    reply->body = results ? json_dumps(results, JSON_COMPACT) : NULL;
-    json_decref(results);
-    if (reply->body == NULL)
-        http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    http__json(reply, MHD_HTTP_OK, results);
 }

@@ -29,13 +29,8 @@
 static void
 webhooks_reply(http__reply *reply, unsigned status, json_t *results)
 {
-    json_t *body = results ? json_pack("{s:o}", "results", results) : NULL;
-
-    reply->status = status;
-    reply->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (reply->body == NULL)
-        http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    http__json(reply, status,
+               results ? json_pack("{s:o}", "results", results) : NULL);
 }
 
 /* Every webhook, or a 503 in reply; free with sp_store_webhooks_free. */

@@ -17,6 +17,10 @@
  *   GET, POST /api/v1/webhooks   webhooks: list them, register one
  *   GET, DELETE /api/v1/webhooks/ID
  *                                webhooks: show one, remove it
+ *   POST /api/v1/transmissions   send: messages built from content and
+ *                                recipients (doc/transmissions.md),
+ *                                handed to the daemon through the
+ *                                injector below
  *
  * Known limit: plain HTTP only, so the daemon listens on loopback
  * addresses alone (TLS for the API comes with a certificate setting of
@@ -34,11 +38,59 @@
 
 typedef struct sp_http sp_http;
 
+typedef struct sp_http_batch sp_http_batch;
+
+/*
+ * How the API hands messages to the daemon: the same signing, checks and
+ * spool as a message submitted over SMTP.  Called on the server's
+ * threads; each function is thread-safe.
+ */
+typedef struct sp_http_injector {
+    void *arg;
+
+    /*
+     * Begin a transmission for the API key named identity, which may send
+     * only from domains ("" for any), from client_ip.  The transmission's
+     * id is written to id.  NULL when memory runs out.
+     */
+    sp_http_batch *(*begin)(void *arg, const char *identity,
+                            const char *domains, const char *client_ip,
+                            char id[32]);
+
+    /*
+     * Hand one message over, for recipient from sender, with the fields
+     * its events carry (a JSON object's text).  Waits while many are in
+     * flight.  SP_OK: taken, its fate told by finish; otherwise err says
+     * why and nothing was taken.
+     */
+    int (*add)(sp_http_batch *batch, const char *sender, const char *recipient,
+               const char *data, size_t len, const char *event_fields,
+               sp_error *err);
+
+    /*
+     * A recipient whose message could not be made (reason says why): a
+     * generation_failure event, counted as refused.
+     */
+    void (*fail)(sp_http_batch *batch, const char *sender,
+                 const char *recipient, const char *event_fields,
+                 const char *reason);
+
+    /*
+     * Wait until every message taken is durable or refused; write how
+     * many were each and the first refusal's reason ("" for none), and
+     * free batch.
+     */
+    void (*finish)(sp_http_batch *batch, size_t *accepted, size_t *refused,
+                   char *why, size_t why_size);
+} sp_http_injector;
+
 typedef struct sp_http_options {
     const struct sockaddr *address; /* where to listen */
     sp_store *store;         /* API keys and events; thread-safe, borrowed */
     const sp_config *config; /* for the master key; borrowed */
-    unsigned threads;        /* request threads; 0 for 2 */
+    const char *hostname;    /* for Message-IDs; borrowed */
+    const sp_http_injector *injector; /* NULL: transmissions refused */
+    unsigned threads;                 /* request threads; 0 for 2 */
 } sp_http_options;
 
 /*

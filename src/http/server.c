@@ -2,33 +2,43 @@
  * server.c: the HTTP server: libmicrohttpd on threads of its own,
  * routing, authentication by API key, request bodies, and the replies.
  *
- * Owns sp_http_*, http__error, http__keys_lock and _unlock.  Each request
- * is matched against the route table first (404 for an unknown path, 405
- * naming the methods a known one takes), then needs a valid API key in
- * the Authorization header (the key alone, or after "Bearer ") holding
- * the route's scope; only the key's hash is looked up in the store.  A
- * refused request is answered before its body is read.  A body is
- * gathered up to HTTP_BODY_MAX octets (413 past that) and handed to the
- * route's handler whole.
+ * Owns sp_http_*, http__json, http__error, http__fail, http__keys_lock and
+ * _unlock, and the accessors http__config, _injector and _hostname.  Each
+ * request is matched against the route table first (404 for an unknown path,
+ * 405 naming the methods a known one takes), then needs a valid API key in the
+ * Authorization header (the key alone, or after "Bearer ") holding the route's
+ * scope; only the key's hash is looked up in the store.  A refused request is
+ * answered before its body is read.  A body is gathered up to the route's limit
+ * (413 past that: a mebibyte, 64 for transmissions with their attachments) and
+ * handed to the route's handler whole.
  */
 #include "http_int.h"
 
+#include "mail/mail.h"
+
 #include "crypt/crypt.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define HTTP_CONNECTION_LIMIT 256
 #define HTTP_TIMEOUT_S        30
-#define HTTP_BODY_MAX         (1024 * 1024)
+#define HTTP_BODY_SMALL       (1024 * 1024)      /* most routes */
+#define HTTP_BODY_LARGE       (64 * 1024 * 1024) /* transmissions */
 
 struct sp_http {
     struct MHD_Daemon *daemon;
     sp_store *store;
+    const sp_config *config;
+    const sp_http_injector *injector;
+    char hostname[256];
     sp_keys *keys; /* the master key, for webhook secrets; under keys_lock */
     pthread_mutex_t keys_lock;
 };
@@ -39,16 +49,25 @@ struct http_route {
     const char *path;
     bool takes_id; /* path ends in '/'; the id is the one segment after */
     const char *scope;
+    size_t body_max; /* octets; a larger body is a 413 */
     void (*handler)(const http__call *call, http__reply *reply);
 };
 
 static const struct http_route http_routes[] = {
-    {"GET", "/api/v1/events/message", false, "read", http__events},
-    {"GET", "/api/v1/metrics/deliverability", false, "read", http__metrics},
-    {"GET", "/api/v1/webhooks", false, "webhooks", http__webhooks_list},
-    {"POST", "/api/v1/webhooks", false, "webhooks", http__webhooks_create},
-    {"GET", "/api/v1/webhooks/", true, "webhooks", http__webhooks_show},
-    {"DELETE", "/api/v1/webhooks/", true, "webhooks", http__webhooks_delete},
+    {"GET", "/api/v1/events/message", false, "read", HTTP_BODY_SMALL,
+     http__events},
+    {"GET", "/api/v1/metrics/deliverability", false, "read", HTTP_BODY_SMALL,
+     http__metrics},
+    {"GET", "/api/v1/webhooks", false, "webhooks", HTTP_BODY_SMALL,
+     http__webhooks_list},
+    {"POST", "/api/v1/webhooks", false, "webhooks", HTTP_BODY_SMALL,
+     http__webhooks_create},
+    {"GET", "/api/v1/webhooks/", true, "webhooks", HTTP_BODY_SMALL,
+     http__webhooks_show},
+    {"DELETE", "/api/v1/webhooks/", true, "webhooks", HTTP_BODY_SMALL,
+     http__webhooks_delete},
+    {"POST", "/api/v1/transmissions", false, "send", HTTP_BODY_LARGE,
+     http__transmissions_create},
 };
 
 #define HTTP_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
@@ -57,21 +76,59 @@ static const struct http_route http_routes[] = {
 struct http_request {
     const struct http_route *route;
     const char *id;
+    sp_store_apikey key; /* the caller's */
+    char client_ip[48];
     sp_buf body;
     bool too_large;
 };
 
-bool
-http__error(http__reply *reply, unsigned status, const char *text)
+void
+http__json(http__reply *reply, unsigned status, json_t *body)
 {
-    json_t *body = json_pack("{s:[{s:s}]}", "errors", "message", text);
-
     reply->status = status;
     reply->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (reply->body == NULL)
         reply->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+bool
+http__error(http__reply *reply, unsigned status, const char *text)
+{
+    http__json(reply, status,
+               json_pack("{s:[{s:s}]}", "errors", "message", text));
     return reply->body != NULL;
+}
+
+void
+http__fail(http__reply *reply, unsigned status, const char *code,
+           const char *message, const char *description)
+{
+    json_t *error = json_pack("{s:s, s:s}", "message", message, "code", code);
+    json_t *body;
+
+    if (error != NULL && description != NULL)
+        json_object_set_new(error, "description", json_string(description));
+    body = error ? json_pack("{s:[o]}", "errors", error) : NULL;
+    http__json(reply, status, body);
+}
+
+const sp_config *
+http__config(const http__call *call)
+{
+    return call->http->config;
+}
+
+const sp_http_injector *
+http__injector(const http__call *call)
+{
+    return call->http->injector;
+}
+
+const char *
+http__hostname(const http__call *call)
+{
+    return call->http->hostname;
 }
 
 sp_keys *
@@ -139,12 +196,11 @@ http_route(const char *method, const char *path, const char **id,
 /* Whether the request carries a valid key with scope; reply set if not. */
 static bool
 http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
-                const char *scope, http__reply *reply)
+                const char *scope, sp_store_apikey *found, http__reply *reply)
 {
     const char *key = MHD_lookup_connection_value(
         connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     unsigned char hash[32];
-    sp_store_apikey found;
     sp_error err;
     char text[160];
     int rc;
@@ -157,14 +213,14 @@ http_authorized(const struct sp_http *http, struct MHD_Connection *connection,
         return false;
     }
     sp_crypt_apikey_hash(key, strlen(key), hash);
-    rc = sp_store_apikey_find(http->store, hash, &found, &err);
-    if (rc == SP_OK && sp_store_apikey_allows(&found, scope))
+    rc = sp_store_apikey_find(http->store, hash, found, &err);
+    if (rc == SP_OK && sp_store_apikey_allows(found, scope))
         return true;
     if (rc == SP_OK) {
         snprintf(text, sizeof(text),
                  "this API key lacks the %s scope (it has: %s); make one "
                  "with --scope %s",
-                 scope, found.scopes, scope);
+                 scope, found->scopes, scope);
         http__error(reply, MHD_HTTP_FORBIDDEN, text);
     } else if (rc == SP_ENOTFOUND)
         http__error(reply, MHD_HTTP_UNAUTHORIZED,
@@ -206,6 +262,23 @@ http_send(struct MHD_Connection *connection, http__reply *reply)
     return result;
 }
 
+/* The client's address as text, or "" when it cannot be had. */
+static void
+http_client_ip(struct MHD_Connection *connection, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *address = info ? info->client_addr : NULL;
+
+    out[0] = '\0';
+    if (address != NULL && address->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr,
+                  out, (socklen_t)size);
+    else if (address != NULL && address->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr,
+                  out, (socklen_t)size);
+}
+
 /*
  * Every request, called several times: first with its headers (route,
  * authenticate, or refuse at once), then with each part of its body, then
@@ -226,15 +299,20 @@ http_request(void *cls, struct MHD_Connection *connection, const char *url,
 
     /* The headers: route and authenticate before any body is read. */
     if (request == NULL) {
+        sp_store_apikey key;
+
         route = http_route(method, url, &id, &reply);
         if (route == NULL ||
-            !http_authorized(http, connection, route->scope, &reply))
+            !http_authorized(http, connection, route->scope, &key, &reply))
             return http_send(connection, &reply);
         request = sp_calloc(1, sizeof(*request));
         if (request == NULL)
             return MHD_NO;
         request->route = route;
         request->id = id;
+        request->key = key;
+        http_client_ip(connection, request->client_ip,
+                       sizeof(request->client_ip));
         request->body = (sp_buf)SP_BUF_INIT;
         *state = request;
         return MHD_YES;
@@ -242,7 +320,7 @@ http_request(void *cls, struct MHD_Connection *connection, const char *url,
 
     /* A part of the body: kept up to the limit, dropped past it. */
     if (*upload_size > 0) {
-        if (request->body.len + *upload_size > HTTP_BODY_MAX)
+        if (request->body.len + *upload_size > request->route->body_max)
             request->too_large = true;
         else if (sp_buf_append(&request->body, upload, *upload_size) != SP_OK)
             request->too_large = true;
@@ -250,12 +328,17 @@ http_request(void *cls, struct MHD_Connection *connection, const char *url,
         return MHD_YES;
     }
 
-    if (request->too_large)
-        http__error(&reply, MHD_HTTP_CONTENT_TOO_LARGE,
-                    "the request body is over 1 MiB");
-    else {
+    if (request->too_large) {
+        char text[80];
+
+        snprintf(text, sizeof(text), "the request body is over %zu MiB",
+                 request->route->body_max >> 20);
+        http__error(&reply, MHD_HTTP_CONTENT_TOO_LARGE, text);
+    } else {
         http__call call = {
             .http = http,
+            .key = &request->key,
+            .client_ip = request->client_ip,
             .store = http->store,
             .param = http_param,
             .request = connection,
@@ -296,6 +379,11 @@ sp_http_start(const sp_http_options *options, sp_http **out, sp_error *err)
     if (http == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     http->store = options->store;
+    http->config = options->config;
+    http->injector = options->injector;
+    snprintf(http->hostname, sizeof(http->hostname), "%s",
+             options->hostname ? options->hostname : "localhost");
+    sp_mail_compose_init();
     pthread_mutex_init(&http->keys_lock, NULL);
     rc = sp_keys_open(options->config, true, &http->keys, err);
     if (rc != SP_OK) {

@@ -6,8 +6,8 @@
  * CR and bare LF into CRLF for callers that accept careless input, and the
  * header index (header.c), which finds the fields of a header section
  * without copying or altering a byte, so signatures computed over those
- * bytes stay valid, and the syntax of domain names (domain.c).  MIME structure
- * (through GMime) will live here too.
+ * bytes stay valid, the syntax of domain names (domain.c), and messages
+ * composed from parts through GMime (compose.c).
  *
  * The module does no I/O and never logs; functions return SP_* codes.
  */
@@ -115,5 +115,54 @@ bool sp_mail_domain_valid(const char *text, size_t len, unsigned flags);
  * or the value lists more than one mailbox.
  */
 int sp_mail_from_domain(const char *value, size_t len, char *out, size_t size);
+
+/* ------------------------------------------------------------------------
+ * compose.c: messages built from parts, with GMime.
+ */
+
+/* A file of a message: an attachment or an inline image. */
+typedef struct sp_mail_file {
+    const char *name;
+    const char *type; /* "application/pdf" */
+    const unsigned char *data;
+    size_t len;
+} sp_mail_file;
+
+/* A header field a sender adds. */
+typedef struct sp_mail_added_field {
+    const char *name, *value;
+} sp_mail_added_field;
+
+/* What a message composed from parts is made of (compose.c). */
+typedef struct sp_mail_content {
+    const char *from_email, *from_name; /* name may be NULL */
+    const char *to_email, *to_name;     /* name may be NULL */
+    const char *header_to;              /* the To field instead, or NULL */
+    const char *reply_to;               /* or NULL */
+    const char *subject;
+    const char *message_id; /* without brackets */
+    const char *text;       /* NULL for none */
+    size_t text_len;
+    const char *html; /* NULL for none; one of the two is given */
+    size_t html_len;
+    const sp_mail_added_field *headers;
+    size_t header_count;
+    const sp_mail_file *images; /* inline, related to the html */
+    size_t image_count;
+    const sp_mail_file *attachments;
+    size_t attachment_count;
+    size_t shared_attachments; /* the first ones are the content's, the
+                                  rest the recipient's own (for errors) */
+} sp_mail_content;
+
+/* Start GMime (once per process; any thread). */
+void sp_mail_compose_init(void);
+
+/*
+ * Build content's message into out (appended).  SP_EINVAL with error
+ * naming the field (a file type that is not type/subtype), SP_ENOMEM.
+ */
+int sp_mail_compose(const sp_mail_content *content, sp_buf *out, char *error,
+                    size_t error_size);
 
 #endif /* SP_MAIL_H */

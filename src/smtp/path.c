@@ -1,10 +1,10 @@
 /*
  * path.c: the syntax of the paths in MAIL FROM and RCPT TO.
  *
- * Owns smtp__path_parse and smtp__path_utf8.  The grammar is RFC 5321
- * section 4.1.2, widened by RFC 6531 section 3.3 to UTF-8 in atoms,
- * quoted strings and domain labels; the caller refuses UTF-8 unless the
- * client declared SMTPUTF8.  Source routes ("@a,@b:") are checked and
+ * Owns smtp__path_parse, smtp__path_utf8 and sp_smtp_mailbox_valid.  The
+ * grammar is RFC 5321 section 4.1.2, widened by RFC 6531 section 3.3 to UTF-8
+ * in atoms, quoted strings and domain labels; the caller refuses UTF-8 unless
+ * the client declared SMTPUTF8.  Source routes ("@a,@b:") are checked and
  * dropped, as RFC 5321 4.1.1.3 asks of a server.
  *
  * Limits: a mailbox over 254 octets is refused (the 256-octet path of
@@ -15,6 +15,7 @@
  */
 #include "smtp_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define PATH_MAX_MAILBOX 254
@@ -263,4 +264,18 @@ smtp__path_parse(const char *text, size_t len, unsigned flags, smtp__path *path)
     path->mailbox_len = at - local_at;
     path->end = at + 1;
     return SP_OK;
+}
+
+bool
+sp_smtp_mailbox_valid(const char *text)
+{
+    char path[PATH_MAX_MAILBOX + 3];
+    size_t len = strlen(text);
+    smtp__path parsed;
+
+    if (len == 0 || len > PATH_MAX_MAILBOX)
+        return false;
+    snprintf(path, sizeof(path), "<%s>", text);
+    return smtp__path_parse(path, len + 2, 0, &parsed) == SP_OK &&
+           parsed.end == len + 2 && parsed.mailbox_len == len;
 }

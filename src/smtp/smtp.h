@@ -198,6 +198,12 @@ sp_smtp_class sp_smtp_classify(int code, const char *enhanced,
 /* The class's name in events and reports ("invalid_recipient"). */
 const char *sp_smtp_class_name(sp_smtp_class class);
 
+/*
+ * Whether text is a mailbox a forward-path may carry (RFC 5321 4.1.2,
+ * UTF-8 allowed as RFC 6531 allows it): "local@domain", no brackets.
+ */
+bool sp_smtp_mailbox_valid(const char *text);
+
 /* SparkPost's bounce class number for it, where one fits (doc/bounces.md). */
 int sp_smtp_class_number(sp_smtp_class class);
 
