@@ -11,17 +11,14 @@ tests of the protocol engine and with raw sockets in test_smtp_server.py.
 import email.message
 import os
 import re
-import shutil
 import smtplib
 import ssl
 import subprocess
 
 import pytest
 
+from conftest import node_clients
 from smtpd import Sealpostd, strip_added
-
-SOURCE = os.environ.get("SEALPOST_SOURCE", ".")
-BUILD = os.environ.get("SEALPOST_BUILD", "/tmp")
 
 
 def message_bytes(subject, attachment=b""):
@@ -158,16 +155,7 @@ def test_smtp_source_twenty_sessions(server):
 @pytest.fixture(scope="module")
 def nodemailer():
     """nodemailer, installed from the lock file into the build tree."""
-    where = os.path.join(BUILD, "node-clients")
-    os.makedirs(where, exist_ok=True)
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(SOURCE, "tests", "integration", "node", name),
-                    where)
-    if not os.path.isdir(os.path.join(where, "node_modules", "nodemailer")):
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"],
-                              cwd=where, capture_output=True, timeout=300)
-        assert done.returncode == 0, done.stderr.decode()
-    return where
+    return node_clients()
 
 
 NODE_SCRIPT = r"""

@@ -13,15 +13,24 @@ test starts.
 - Substitution data that would break a field onto a new line makes a
   generation_failure for that recipient alone.
 - Bad requests get a JSON error naming the field, and nothing is queued.
+- The official SparkPost client for Node.js (npm "sparkpost") sends a
+  transmission by changing only its origin and key.
+- Python's email package and mailparser (npm) read the messages of every
+  shape (non-ASCII names and subjects, long lines, html only, text only,
+  20 attachments, inline images, each recipient's own files) back to
+  what was asked for.
 """
 import base64
 import email
 import email.policy
+import hashlib
 import json
 import os
+import subprocess
 
 import dkim
 
+from conftest import node_clients
 from dnsserver import free_port
 from receiver import Receiver
 from smtpd import Sealpostd
@@ -292,3 +301,250 @@ def test_whole_message_and_refusals(tmp_path):
             assert status == 403 and "send" in answer["errors"][0]["message"]
             assert server.queue() == []
             assert len(receiver.messages) == 2
+
+
+SPARKPOST_SCRIPT = r"""
+const SparkPost = require('sparkpost');
+const [key, origin, file] = process.argv.slice(1);
+const client = new SparkPost(key, {origin: origin});
+const fs = require('fs');
+client.transmissions.send({
+  campaign_id: 'node-client',
+  metadata: {source: 'npm'},
+  substitution_data: {product: 'Gold account'},
+  recipients: [{address: {email: 'node@example.org', name: 'Nora Node'},
+                substitution_data: {first: 'Nora'},
+                metadata: {customer: 'n-1'}}],
+  content: {
+    from: {email: 'bank@example.com', name: 'Bank'},
+    subject: 'Welcome {{first}}',
+    text: 'Hi {{first}}, your {{product}} is open.',
+    html: '<b>Hi {{first}}</b>',
+    attachments: [{name: 'terms.bin', type: 'application/octet-stream',
+                   data: fs.readFileSync(file).toString('base64')}]
+  }
+}).then(data => { console.log(JSON.stringify(data)); })
+  .catch(err => { console.error(err); process.exit(1); });
+"""
+
+MAILPARSER_SCRIPT = r"""
+const {simpleParser} = require('mailparser');
+const crypto = require('crypto');
+const fs = require('fs');
+(async () => {
+  const out = [];
+  for (const file of process.argv.slice(1)) {
+    const m = await simpleParser(fs.readFileSync(file));
+    out.push({
+      from: m.from.value[0], to: m.to.value[0], subject: m.subject,
+      text: m.text || null, html: m.html || null,
+      attachments: m.attachments.map(a => ({
+        filename: a.filename, type: a.contentType, size: a.size,
+        sha256: crypto.createHash('sha256').update(a.content)
+                      .digest('hex'),
+        cid: a.cid || null, related: !!a.related}))});
+  }
+  console.log(JSON.stringify(out));
+})().catch(err => { console.error(err); process.exit(1); });
+"""
+
+
+def node(script, *args, cwd):
+    done = subprocess.run(["node", "-e", script, *map(str, args)], cwd=cwd,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def test_official_sparkpost_client_sends_unchanged(tmp_path):
+    clients = node_clients()
+    port = free_port()
+    terms = os.urandom(20000)
+    (tmp_path / "terms.bin").write_bytes(terms)
+    with Receiver("127.0.0.1", port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = sender_key(server)
+            answer = node(SPARKPOST_SCRIPT, key,
+                          f"http://127.0.0.1:{server.http_port}",
+                          tmp_path / "terms.bin", cwd=clients)
+            results = answer["results"]
+            assert results["total_accepted_recipients"] == 1, answer
+            (got,) = receiver.wait(1)
+            raw = got["data"]
+            assert dkim.verify(raw, dnsfunc=dnsfunc(
+                records(server, "example.com")))
+            message = email.message_from_bytes(raw,
+                                               policy=email.policy.default)
+            found = parts(message)
+            assert found["text/plain"][0].get_content() == \
+                "Hi Nora, your Gold account is open."
+            assert found["text/html"][0].get_content() == "<b>Hi Nora</b>"
+            (file,) = found["application/octet-stream"]
+            assert file.get_filename() == "terms.bin"
+            assert file.get_content() == terms
+
+            found = wait_for(lambda: (lambda e: e if len(e) >= 2 else None)(
+                [e for e in events(server, "--campaign", "node-client")
+                 if e["type"] in ("injection", "delivery")]), 20)
+            assert found, server.log()
+            for event in found:
+                assert event["metadata"] == {"source": "npm",
+                                             "customer": "n-1"}
+                assert event["transmission_id"] == results["id"]
+
+
+def shapes():
+    """(name, transmission, what each message must parse back to)."""
+    long_word = "x" * 5000
+    files = [(f"f{n:02}.bin", os.urandom(1000 + 731 * n)) for n in range(20)]
+    images = [("a.png", PNG), ("b.png", PNG + b"\0")]
+
+    def files_json(pairs, kind="application/octet-stream"):
+        return [{"name": name, "type": kind,
+                 "data": base64.b64encode(data).decode()}
+                for name, data in pairs]
+
+    def one(content, to="s@example.org", **more):
+        content = dict({"from": {"email": "bank@example.com",
+                                 "name": "Bank"}}, **content)
+        return dict({"recipients": [{"address": to}],
+                     "content": content}, **more)
+
+    return [
+        ("non-ascii", one({"from": {"email": "bank@example.com",
+                                    "name": "Zoë Ärger-Ñandú"},
+                           "subject": "Übersicht — ✓ 月次明細",
+                           "text": "Grüße, 日本語のテキスト\n"}),
+         dict(from_name="Zoë Ärger-Ñandú", subject="Übersicht — ✓ 月次明細",
+              text="Grüße, 日本語のテキスト\n", html=None, files=[])),
+        ("long lines", one({"subject": "long", "text": long_word,
+                            "html": f"<p>{long_word}</p>"}),
+         dict(from_name="Bank", subject="long", text=long_word,
+              html=f"<p>{long_word}</p>", files=[])),
+        ("html only", one({"subject": "h", "html": "<p>only html</p>"}),
+         dict(from_name="Bank", subject="h", text=None,
+              html="<p>only html</p>", files=[])),
+        ("text only", one({"subject": "t", "text": "only text"}),
+         dict(from_name="Bank", subject="t", text="only text", html=None,
+              files=[])),
+        ("20 attachments", one({"subject": "many", "text": "see files",
+                                "attachments": files_json(files)}),
+         dict(from_name="Bank", subject="many", text="see files", html=None,
+              files=[(n, d, None) for n, d in files])),
+        ("inline images", one({
+            "subject": "img", "text": "t",
+            "html": '<img src="cid:a.png"><img src="cid:b.png">',
+            "inline_images": files_json(images, "image/png")}),
+         dict(from_name="Bank", subject="img", text="t",
+              html='<img src="cid:a.png"><img src="cid:b.png">',
+              files=[(n, d, n) for n, d in images])),
+        ("own attachments", {
+            "recipients": [
+                {"address": "p1@example.org", "attachments": files_json(
+                    [("p1.txt", b"for p1 only")], "text/plain")},
+                {"address": "p2@example.org", "attachments": files_json(
+                    [("p2.txt", b"for p2 only")], "text/plain")}],
+            "content": {"from": {"email": "bank@example.com",
+                                 "name": "Bank"},
+                        "subject": "own", "text": "yours",
+                        "attachments": files_json([("common.pdf",
+                                                    b"%PDF-1.4 common")],
+                                                  "application/pdf")}},
+         dict(from_name="Bank", subject="own", text="yours", html=None,
+              files=[("common.pdf", b"%PDF-1.4 common", None),
+                     ("{rcpt}.txt", None, None)])),
+    ]
+
+
+def test_messages_parse_back_in_every_shape(tmp_path):
+    """Python's email package and mailparser (npm) both read each
+    generated message back to the structure that was asked for."""
+    clients = node_clients()
+    port = free_port()
+    with Receiver("127.0.0.1", port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = sender_key(server)
+            wanted = {}
+            for name, body, want in shapes():
+                status, answer = api(server, "/api/v1/transmissions", key,
+                                     "POST", body)
+                assert status == 200, (name, answer)
+                for rcpt in body["recipients"]:
+                    wanted[rcpt["address"] + "|" + body["content"]
+                           ["subject"]] = (name, want)
+            got = receiver.wait(8)
+            assert len(got) == 8, server.log()
+
+        paths, keys = [], []
+        for n, arrival in enumerate(got):
+            raw = arrival["data"]
+            assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+            assert b"\n" not in raw.replace(b"\r\n", b"")
+            path = tmp_path / f"m{n}.eml"
+            path.write_bytes(raw)
+            paths.append(path)
+            message = email.message_from_bytes(raw,
+                                               policy=email.policy.default)
+            keys.append(arrival["rcpts"][0] + "|" + str(message["Subject"]))
+        parsed_js = node(MAILPARSER_SCRIPT, *paths, cwd=clients)
+
+        for key, path, js in zip(keys, paths, parsed_js):
+            name, want = wanted[key]
+            rcpt = key.split("|")[0]
+            files = [(f.replace("{rcpt}", rcpt.split("@")[0]),
+                      data if data is not None else
+                      f"for {rcpt.split('@')[0]} only".encode(), cid)
+                     for f, data, cid in want["files"]]
+
+            # Python's email package.
+            message = email.message_from_bytes(path.read_bytes(),
+                                               policy=email.policy.default)
+            assert message["From"].addresses[0].display_name == \
+                want["from_name"], name
+            assert str(message["Subject"]) == want["subject"], name
+            bodies = [p for p in message.walk() if not p.is_multipart() and
+                      p.get_content_disposition() is None]
+            # A body that is the whole message ends with its own line
+            # break; in a multipart one that belongs to the boundary.
+            texts = [p.get_content().replace("\r\n", "\n").rstrip("\n")
+                     for p in bodies if p.get_content_type() == "text/plain"]
+            htmls = [p.get_content().replace("\r\n", "\n").rstrip("\n")
+                     for p in bodies if p.get_content_type() == "text/html"]
+            assert texts == ([want["text"].rstrip("\n")] if want["text"]
+                             else []), name
+            assert htmls == ([want["html"]] if want["html"] else []), name
+            attached = [(p.get_filename(), p.get_payload(decode=True),
+                         p["Content-ID"].strip("<>") if p["Content-ID"]
+                         else None)
+                        for p in message.walk() if not p.is_multipart() and
+                        p.get_content_disposition() is not None]
+            assert attached == files, name
+            if want["text"] and want["html"]:
+                assert any(p.get_content_type() == "multipart/alternative"
+                           for p in message.walk()), name
+
+            # mailparser.
+            assert js["from"]["name"] == want["from_name"], name
+            assert js["subject"] == want["subject"], name
+            assert js["to"]["address"] == rcpt, name
+            if want["text"]:
+                assert js["text"].replace("\r\n", "\n").rstrip("\n") == \
+                    want["text"].rstrip("\n"), name
+            if want["html"]:
+                # mailparser puts each related image into the html as a
+                # data: address in place of its cid: one.
+                html = want["html"]
+                for f, data, cid in files:
+                    if cid:
+                        html = html.replace(
+                            f"cid:{cid}", "data:image/png;base64," +
+                            base64.b64encode(data).decode())
+                assert js["html"].rstrip("\r\n") == html, name
+            assert [(a["filename"], a["sha256"], a["cid"])
+                    for a in js["attachments"]] == [
+                (f, hashlib.sha256(d).hexdigest(), cid)
+                for f, d, cid in files], name
+            assert all(a["related"] == (a["cid"] is not None)
+                       for a in js["attachments"]), name
