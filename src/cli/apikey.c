@@ -79,10 +79,12 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
                 return CLI_USAGE;
         } else if (option == 's') {
             if (strcmp(optarg, "send") != 0 && strcmp(optarg, "read") != 0 &&
-                strcmp(optarg, "webhooks") != 0) {
+                strcmp(optarg, "webhooks") != 0 &&
+                strcmp(optarg, "templates") != 0) {
                 fprintf(stderr,
-                        "sealpost: --scope %s: send (SMTP AUTH), read "
-                        "(events, metrics) or webhooks (managing them)\n",
+                        "sealpost: --scope %s: send (SMTP AUTH, "
+                        "transmissions), read (events, metrics), webhooks "
+                        "or templates (managing them)\n",
                         optarg);
                 return CLI_USAGE;
             }
@@ -93,13 +95,15 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
         } else {
             fprintf(option == 'h' ? stdout : stderr,
                     "usage: sealpost apikey create --name NAME "
-                    "[--domain D ...] [--scope send|read|webhooks ...]\n\n"
+                    "[--domain D ...]\n       [--scope "
+                    "send|read|webhooks|templates "
+                    "...]\n\n"
                     "Prints a new API key once: keep it, sealpost stores "
                     "only its hash.  With\n--domain, the key may send only "
                     "from those domains.  With --scope, it may\ndo only "
-                    "what the scopes name: send (SMTP AUTH), read (events "
-                    "and\nmetrics), webhooks (manage them over the API); "
-                    "all of them without.\n");
+                    "what the scopes name: send (SMTP AUTH, transmissions), "
+                    "read (events\nand metrics), webhooks and templates "
+                    "(manage them over the API); all of\nthem without.\n");
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }

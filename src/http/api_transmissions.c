@@ -53,6 +53,7 @@ struct tx_files {
 /* A transmission's request, checked; strings borrowed from root. */
 struct tx {
     json_t *root;
+    json_t *template_content; /* a stored template's content, or NULL */
     json_t *recipients;
     json_t *substitution; /* an object, or NULL */
     json_t *metadata;     /* an object, or NULL */
@@ -276,9 +277,37 @@ tx_template(const char *text, const char *field, http__reply *reply)
     return true;
 }
 
-/* content: the inline parts, or a whole message. */
+static bool tx_content(const http__call *call, json_t *content, struct tx *tx,
+                       http__reply *reply);
+
+/* content.template_id: the stored template's content instead. */
 static bool
-tx_content(json_t *content, struct tx *tx, http__reply *reply)
+tx_stored(const http__call *call, const char *id, struct tx *tx,
+          http__reply *reply)
+{
+    sp_store_template stored;
+    sp_error err;
+    int rc = sp_store_template_get(call->store, id, &stored, &err);
+
+    if (rc == SP_ENOTFOUND)
+        return tx_invalid(reply, "content.template_id", "no such template");
+    if (rc != SP_OK) {
+        http__error(reply, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "the template cannot be read just now; try again");
+        return false;
+    }
+    tx->template_content = json_loads(stored.content, 0, NULL);
+    sp_store_template_clear(&stored);
+    if (!json_is_object(tx->template_content))
+        return tx_invalid(reply, "content.template_id",
+                          "the stored template is not an object");
+    return tx_content(call, tx->template_content, tx, reply);
+}
+
+/* content: the inline parts, a whole message, or a stored template. */
+static bool
+tx_content(const http__call *call, json_t *content, struct tx *tx,
+           http__reply *reply)
 {
     const char *template_id = NULL;
     const char *key;
@@ -291,10 +320,11 @@ tx_content(json_t *content, struct tx *tx, http__reply *reply)
     if (!tx_string(content, "template_id", "content.template_id", &template_id,
                    reply))
         return false;
-    if (template_id != NULL)
+    if (template_id != NULL && tx->template_content != NULL)
         return tx_invalid(reply, "content.template_id",
-                          "stored templates are not served yet; give the "
-                          "content inline");
+                          "a template's content cannot name a template");
+    if (template_id != NULL)
+        return tx_stored(call, template_id, tx, reply);
     if (!tx_string(content, "email_rfc822", "content.email_rfc822", &tx->rfc822,
                    reply))
         return false;
@@ -477,7 +507,7 @@ tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
         return tx_invalid(reply, "campaign_id", "up to 64 octets");
     if (tx->return_path != NULL && !sp_smtp_mailbox_valid(tx->return_path))
         return tx_invalid(reply, "return_path", "a valid email address");
-    if (!tx_content(json_object_get(tx->root, "content"), tx, reply))
+    if (!tx_content(call, json_object_get(tx->root, "content"), tx, reply))
         return false;
     if (!tx_fits(call, tx, &tx->attachments, "content.attachments", reply) ||
         !tx_fits(call, tx, &tx->images, "content.inline_images", reply))
@@ -811,5 +841,19 @@ http__transmissions_create(const http__call *call, http__reply *reply)
     tx_files_free(&tx.attachments);
     tx_files_free(&tx.images);
     json_decref(tx.unknown);
+    json_decref(tx.template_content);
     json_decref(tx.root);
+}
+
+bool
+http__content_valid(const http__call *call, json_t *content, http__reply *reply)
+{
+    struct tx tx = {0};
+    bool valid;
+
+    tx.template_content = content; /* no template named inside */
+    valid = tx_content(call, content, &tx, reply);
+    tx_files_free(&tx.attachments);
+    tx_files_free(&tx.images);
+    return valid;
 }

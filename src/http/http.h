@@ -21,6 +21,9 @@
  *                                recipients (doc/transmissions.md),
  *                                handed to the daemon through the
  *                                injector below
+ *   GET, POST /api/v1/templates  templates: list them, store one
+ *   GET, PUT, DELETE /api/v1/templates/ID
+ *                                templates: show, change, delete one
  *
  * Known limit: plain HTTP only, so the daemon listens on loopback
  * addresses alone (TLS for the API comes with a certificate setting of

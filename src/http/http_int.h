@@ -9,6 +9,7 @@
  *   render.c        http__render: substitution in content
  *   api_transmissions.c
  *                   http__transmissions_create: POST /api/v1/transmissions
+ *   api_templates.c http__templates_*: /api/v1/templates
  */
 #ifndef SP_HTTP_INT_H
 #define SP_HTTP_INT_H
@@ -93,5 +94,19 @@ int http__render(const char *text, size_t len, const json_t *data, bool html,
 
 /* POST /api/v1/transmissions. */
 void http__transmissions_create(const http__call *call, http__reply *reply);
+
+/*
+ * Whether content (a template's) is what a transmission's content may
+ * be, inline; false with a 422 naming the member in reply.
+ */
+bool http__content_valid(const http__call *call, json_t *content,
+                         http__reply *reply);
+
+/* /api/v1/templates: POST, GET; /api/v1/templates/ID: GET, PUT, DELETE. */
+void http__templates_create(const http__call *call, http__reply *reply);
+void http__templates_list(const http__call *call, http__reply *reply);
+void http__templates_show(const http__call *call, http__reply *reply);
+void http__templates_update(const http__call *call, http__reply *reply);
+void http__templates_delete(const http__call *call, http__reply *reply);
 
 #endif /* SP_HTTP_INT_H */

@@ -68,6 +68,16 @@ static const struct http_route http_routes[] = {
      http__webhooks_delete},
     {"POST", "/api/v1/transmissions", false, "send", HTTP_BODY_LARGE,
      http__transmissions_create},
+    {"GET", "/api/v1/templates", false, "templates", HTTP_BODY_SMALL,
+     http__templates_list},
+    {"POST", "/api/v1/templates", false, "templates", HTTP_BODY_LARGE,
+     http__templates_create},
+    {"GET", "/api/v1/templates/", true, "templates", HTTP_BODY_SMALL,
+     http__templates_show},
+    {"PUT", "/api/v1/templates/", true, "templates", HTTP_BODY_LARGE,
+     http__templates_update},
+    {"DELETE", "/api/v1/templates/", true, "templates", HTTP_BODY_SMALL,
+     http__templates_delete},
 };
 
 #define HTTP_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -75,6 +75,15 @@ static const char store_schema_4[] = "CREATE TABLE webhooks ("
                                      " last_error TEXT NOT NULL DEFAULT '',"
                                      " created INTEGER NOT NULL);";
 
+/* Version 5: the stored content of transmissions. */
+static const char store_schema_5[] = "CREATE TABLE templates ("
+                                     " id TEXT PRIMARY KEY,"
+                                     " name TEXT NOT NULL,"
+                                     " description TEXT NOT NULL,"
+                                     " content TEXT NOT NULL,"
+                                     " created INTEGER NOT NULL,"
+                                     " updated INTEGER NOT NULL);";
+
 struct store_sqlite {
     sqlite3 *db;
     sqlite3 *events; /* data_dir/events.db (sqlite_events.c) */
@@ -130,8 +139,10 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         rc = sqlite_exec(self, store_schema_3, err);
     if (rc == SP_OK && version < 4)
         rc = sqlite_exec(self, store_schema_4, err);
+    if (rc == SP_OK && version < 5)
+        rc = sqlite_exec(self, store_schema_5, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 4", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 5", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -700,6 +711,35 @@ sqlite_events_count(void *impl, int64_t from_ms, int64_t to_ms,
                                to_ms, bucket_ms, by_domain, each, arg, err);
 }
 
+static int
+sqlite_template_save(void *impl, sp_store_template *tpl, bool create,
+                     sp_error *err)
+{
+    return store__template_save(((struct store_sqlite *)impl)->db, tpl, create,
+                                err);
+}
+
+static int
+sqlite_template_get(void *impl, const char *id, sp_store_template *out,
+                    sp_error *err)
+{
+    return store__template_get(((struct store_sqlite *)impl)->db, id, out, err);
+}
+
+static int
+sqlite_template_list(void *impl, sp_store_template **out, size_t *count,
+                     sp_error *err)
+{
+    return store__template_list(((struct store_sqlite *)impl)->db, out, count,
+                                err);
+}
+
+static int
+sqlite_template_delete(void *impl, const char *id, sp_error *err)
+{
+    return store__template_delete(((struct store_sqlite *)impl)->db, id, err);
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -717,6 +757,10 @@ static const struct sp_store_backend sqlite_backend = {
     .webhook_list = sqlite_webhook_list,
     .webhook_remove = sqlite_webhook_remove,
     .webhook_progress = sqlite_webhook_progress,
+    .template_save = sqlite_template_save,
+    .template_get = sqlite_template_get,
+    .template_list = sqlite_template_list,
+    .template_delete = sqlite_template_delete,
     .events_add = sqlite_events_add,
     .events_find = sqlite_events_find,
     .events_prune = sqlite_events_prune,

@@ -8,6 +8,7 @@
 #include "store.h"
 #include "store_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct sp_store {
@@ -238,4 +239,46 @@ sp_store_webhook_progress(sp_store *store, int64_t id, int64_t cursor,
 {
     return store->backend->webhook_progress(store->impl, id, cursor,
                                             failing_since, last_error, err);
+}
+
+int
+sp_store_template_save(sp_store *store, sp_store_template *tpl, bool create,
+                       sp_error *err)
+{
+    return store->backend->template_save(store->impl, tpl, create, err);
+}
+
+int
+sp_store_template_get(sp_store *store, const char *id, sp_store_template *out,
+                      sp_error *err)
+{
+    return store->backend->template_get(store->impl, id, out, err);
+}
+
+int
+sp_store_template_list(sp_store *store, sp_store_template **out, size_t *count,
+                       sp_error *err)
+{
+    return store->backend->template_list(store->impl, out, count, err);
+}
+
+int
+sp_store_template_delete(sp_store *store, const char *id, sp_error *err)
+{
+    return store->backend->template_delete(store->impl, id, err);
+}
+
+void
+sp_store_template_clear(sp_store_template *tpl)
+{
+    free(tpl->content);
+    tpl->content = NULL;
+}
+
+void
+sp_store_templates_free(sp_store_template *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        sp_store_template_clear(&list[i]);
+    sp_free(list);
 }

@@ -178,6 +178,41 @@ int sp_store_webhook_progress(sp_store *store, int64_t id, int64_t cursor,
                               sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * Templates: the stored content of transmissions, by id.
+ */
+
+typedef struct sp_store_template {
+    char id[65]; /* unique */
+    char name[256];
+    char description[256];
+    char *content;   /* a JSON object's text; owned (malloc'd) */
+    int64_t created; /* seconds since the epoch */
+    int64_t updated;
+} sp_store_template;
+
+/*
+ * Store tpl (created and updated are set here): a new one when create is
+ * set (SP_EINVAL when its id is taken), else over the one with its id,
+ * keeping its created time (SP_ENOTFOUND when there is none).
+ */
+int sp_store_template_save(sp_store *store, sp_store_template *tpl, bool create,
+                           sp_error *err);
+
+/* The template with id into out; SP_ENOTFOUND.  Free with _clear. */
+int sp_store_template_get(sp_store *store, const char *id,
+                          sp_store_template *out, sp_error *err);
+
+/* Every template, by id; free with sp_store_templates_free. */
+int sp_store_template_list(sp_store *store, sp_store_template **out,
+                           size_t *count, sp_error *err);
+
+/* Delete the template with id; SP_ENOTFOUND when there is none. */
+int sp_store_template_delete(sp_store *store, const char *id, sp_error *err);
+
+void sp_store_template_clear(sp_store_template *tpl);
+void sp_store_templates_free(sp_store_template *list, size_t count);
+
+/* ------------------------------------------------------------------------
  * Events: what happened to each message and recipient, one JSON object
  * each (events.h says what they hold).  The SQLite backend keeps them in
  * data_dir/events.db, apart from the keys, indexed by recipient, queue
@@ -272,6 +307,13 @@ struct sp_store_backend {
     int (*webhook_progress)(void *impl, int64_t id, int64_t cursor,
                             int64_t failing_since, const char *last_error,
                             sp_error *err);
+    int (*template_save)(void *impl, sp_store_template *tpl, bool create,
+                         sp_error *err);
+    int (*template_get)(void *impl, const char *id, sp_store_template *out,
+                        sp_error *err);
+    int (*template_list)(void *impl, sp_store_template **out, size_t *count,
+                         sp_error *err);
+    int (*template_delete)(void *impl, const char *id, sp_error *err);
     int (*events_add)(void *impl, const sp_store_event *events, size_t count,
                       sp_error *err);
     int (*events_find)(void *impl, const sp_store_event_filter *filter,

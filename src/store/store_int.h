@@ -39,4 +39,13 @@ int store__events_count(struct sqlite3 *db, int64_t from_ms, int64_t to_ms,
                                      int64_t count),
                         void *arg, sp_error *err);
 
+/* The templates of the SQLite backend (sqlite_templates.c), in db. */
+int store__template_save(struct sqlite3 *db, sp_store_template *tpl,
+                         bool create, sp_error *err);
+int store__template_get(struct sqlite3 *db, const char *id,
+                        sp_store_template *out, sp_error *err);
+int store__template_list(struct sqlite3 *db, sp_store_template **out,
+                         size_t *count, sp_error *err);
+int store__template_delete(struct sqlite3 *db, const char *id, sp_error *err);
+
 #endif /* SP_STORE_INT_H */

@@ -548,3 +548,102 @@ def test_messages_parse_back_in_every_shape(tmp_path):
                 for f, d, cid in files], name
             assert all(a["related"] == (a["cid"] is not None)
                        for a in js["attachments"]), name
+
+
+def test_stored_templates(tmp_path):
+    """/api/v1/templates stores content that a transmission then names by
+    content.template_id; content is checked as a transmission's is."""
+    port = free_port()
+    with Receiver("127.0.0.1", port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = sender_key(server)
+            admin = server.sealpost("apikey", "create", "--name", "t",
+                                    "--scope", "templates").stdout.decode()
+            admin = admin.strip()
+            content = {"from": "bank@example.com",
+                       "subject": "Statement for {{name}}",
+                       "html": "<p>Hello {{name}}</p>"}
+            status, answer = api(server, "/api/v1/templates", admin, "POST",
+                                 {"name": "Monthly Statement!",
+                                  "description": "the big one",
+                                  "content": content})
+            assert status == 200, answer
+            assert answer["results"]["id"] == "monthly-statement"
+
+            status, answer = api(server, "/api/v1/templates", admin)
+            (listed,) = answer["results"]
+            assert listed["id"] == "monthly-statement"
+            assert listed["description"] == "the big one"
+            assert "content" not in listed
+            status, answer = api(server,
+                                 "/api/v1/templates/monthly-statement",
+                                 admin)
+            assert status == 200 and answer["results"]["content"] == content
+
+            changed = dict(content, text="Hello {{name}} (text)")
+            status, answer = api(server,
+                                 "/api/v1/templates/monthly-statement",
+                                 admin, "PUT", {"content": changed})
+            assert status == 200, answer
+            status, answer = api(server,
+                                 "/api/v1/templates/monthly-statement",
+                                 admin)
+            assert answer["results"]["content"] == changed
+            assert answer["results"]["name"] == "Monthly Statement!"
+
+            status, answer = api(server, "/api/v1/transmissions", key,
+                                 "POST", {
+                                     "recipients": [{
+                                         "address": "t@example.org",
+                                         "substitution_data": {
+                                             "name": "Tia"}}],
+                                     "content": {"template_id":
+                                                 "monthly-statement"}})
+            assert status == 200, answer
+            (got,) = receiver.wait(1)
+            message = email.message_from_bytes(got["data"],
+                                               policy=email.policy.default)
+            assert str(message["Subject"]) == "Statement for Tia"
+            found = parts(message)
+            assert found["text/plain"][0].get_content() == "Hello Tia (text)"
+
+            for path, method, key_used, body, want, words in (
+                    ("/api/v1/templates", "POST", admin,
+                     {"name": "x", "content": {"from": "bank@example.com",
+                                               "subject": "s"}}, 422,
+                     "content.text or content.html"),
+                    ("/api/v1/templates", "POST", admin,
+                     {"name": "x", "content": dict(content,
+                                                  html="{{#if a}}")},
+                     422, "content.html"),
+                    ("/api/v1/templates", "POST", admin,
+                     {"content": content}, 422, "name"),
+                    ("/api/v1/templates", "POST", admin,
+                     {"id": "Bad Id", "name": "x", "content": content}, 422,
+                     "id"),
+                    ("/api/v1/templates", "POST", admin,
+                     {"id": "monthly-statement", "name": "again",
+                      "content": content}, 409, "exists"),
+                    ("/api/v1/templates/nothing", "PUT", admin,
+                     {"name": "y"}, 404, "no template"),
+                    ("/api/v1/templates", "GET", key, None, 403,
+                     "templates scope"),
+                    ("/api/v1/transmissions", "POST", key,
+                     {"recipients": ["a@example.org"],
+                      "content": {"template_id": "nothing"}}, 422,
+                     "content.template_id")):
+                status, answer = api(server, path, key_used, method, body)
+                assert status == want, (path, method, body, answer)
+                error = answer["errors"][0]
+                assert words in error.get("description", "") + \
+                    error["message"], answer
+
+            status, answer = api(server,
+                                 "/api/v1/templates/monthly-statement",
+                                 admin, "DELETE")
+            assert status == 204
+            status, answer = api(server,
+                                 "/api/v1/templates/monthly-statement",
+                                 admin)
+            assert status == 404
