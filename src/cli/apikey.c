@@ -103,7 +103,8 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
                     "from those domains.  With --scope, it may\ndo only "
                     "what the scopes name: send (SMTP AUTH, transmissions), "
                     "read (events\nand metrics), webhooks and templates "
-                    "(manage them over the API); all of\nthem without.\n");
+                    "(manage them over the API).  Without\n--scope: send "
+                    "and read.\n");
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }

@@ -11,6 +11,7 @@
  *   queue.c     cli_queue_list, _show, _delete
  *   events.c    cli_events: the event store
  *   webhooks.c  cli_webhooks_add, _list, _remove, _status
+ *   send.c      cli_send: transmissions through the HTTP API
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
@@ -83,6 +84,7 @@ int cli_webhooks_add(const cli_globals *globals, int argc, char **argv);
 int cli_webhooks_list(const cli_globals *globals, int argc, char **argv);
 int cli_webhooks_remove(const cli_globals *globals, int argc, char **argv);
 int cli_webhooks_status(const cli_globals *globals, int argc, char **argv);
+int cli_send(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);

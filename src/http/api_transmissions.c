@@ -183,8 +183,7 @@ tx_files(json_t *array, const char *field, struct tx_files *set,
         return true;
     if (!json_is_array(array))
         return tx_invalid(reply, field, "an array");
-    json_array_foreach(array, index, file)
-    {
+    json_array_foreach(array, index, file) {
         const char *name, *type, *data;
         sp_buf *bytes;
         sp_error err;
@@ -346,8 +345,7 @@ tx_content(const http__call *call, json_t *content, struct tx *tx,
         return tx_missing(reply, "content.text or content.html");
     if (json_object_size(tx->headers) > TX_MAX_HEADERS)
         return tx_invalid(reply, "content.headers", "at most 50 fields");
-    json_object_foreach(tx->headers, key, value)
-    {
+    json_object_foreach(tx->headers, key, value) {
         static const char *const reserved[] = {
             "from",           "to",           "subject",
             "date",           "message-id",   "reply-to",
@@ -514,8 +512,7 @@ tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
         return false;
 
     /* Every recipient, and their own files, before anything is sent. */
-    json_array_foreach(tx->recipients, index, item)
-    {
+    json_array_foreach(tx->recipients, index, item) {
         struct tx_files own = {0};
         char field[64];
         bool ok;
@@ -660,8 +657,7 @@ tx_build(const http__call *call, struct tx *tx, const char *id, size_t index,
         rc = tx_render(tx, tx->reply_to, data, false, &parts->reply_to);
     if (rc == SP_OK)
         rc = tx_render(tx, tx->from_name, data, false, &parts->from_name);
-    json_object_foreach(tx->headers, name, value)
-    {
+    json_object_foreach(tx->headers, name, value) {
         if (rc != SP_OK)
             break;
         rc = tx_render(tx, json_string_value(value), data, false,
@@ -733,8 +729,7 @@ tx_answer(const struct tx *tx, const char *id, size_t accepted,
     if (results != NULL && json_array_size(tx->unknown) > 0) {
         json_t *warnings = json_array();
 
-        json_array_foreach(tx->unknown, index, unknown)
-        {
+        json_array_foreach(tx->unknown, index, unknown) {
             char text[200];
 
             snprintf(text, sizeof(text),
@@ -767,8 +762,7 @@ tx_send(const http__call *call, struct tx *tx, http__reply *reply)
         http__error(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    json_array_foreach(tx->recipients, index, item)
-    {
+    json_array_foreach(tx->recipients, index, item) {
         struct tx_recipient rcpt;
         struct tx_files own = {0};
         json_t *data;

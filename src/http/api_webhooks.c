@@ -163,8 +163,7 @@ webhooks_parse(const http__call *call, sp_store_webhook *hook,
     }
 
     /* The types, as the store keeps them: one comma-separated list. */
-    json_array_foreach(ok ? events : NULL, index, type)
-    {
+    json_array_foreach(ok ? events : NULL, index, type) {
         size_t used = strlen(hook->events);
         const char *text = json_string_value(type);
 

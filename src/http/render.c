@@ -147,9 +147,9 @@ render_unknown(struct render *render, const char *name)
     size_t index;
     json_t *seen;
 
-    json_array_foreach(render->unknown, index,
-                       seen) if (strcmp(json_string_value(seen), name) ==
-                                 0) return;
+    json_array_foreach(render->unknown, index, seen)
+        if (strcmp(json_string_value(seen), name) == 0)
+            return;
     json_array_append_new(render->unknown, json_string(name));
 }
 
@@ -333,8 +333,7 @@ render_block(struct render *render, const struct render_scope *scope,
         const json_t *element;
 
         /* Once per element, then once more (not written) to find the end. */
-        json_array_foreach(value, index, element)
-        {
+        json_array_foreach(value, index, element) {
             struct render_scope inner = {element, (long long)index, scope};
 
             *at = body;

@@ -15,6 +15,8 @@ test starts.
 - Bad requests get a JSON error naming the field, and nothing is queued.
 - The official SparkPost client for Node.js (npm "sparkpost") sends a
   transmission by changing only its origin and key.
+- "sealpost send" sends a template to a CSV file of recipients, or a
+  transmission from a file.
 - Python's email package and mailparser (npm) read the messages of every
   shape (non-ASCII names and subjects, long lines, html only, text only,
   20 attachments, inline images, each recipient's own files) back to
@@ -30,7 +32,7 @@ import subprocess
 
 import dkim
 
-from conftest import node_clients
+from conftest import SEALPOST, node_clients
 from dnsserver import free_port
 from receiver import Receiver
 from smtpd import Sealpostd
@@ -647,3 +649,97 @@ def test_stored_templates(tmp_path):
                                  "/api/v1/templates/monthly-statement",
                                  admin)
             assert status == 404
+
+
+def test_send_command(tmp_path):
+    """"sealpost send": a template to a CSV file of recipients in
+    batches, or a transmission from a file; bad input is a usage error,
+    an API out of reach a runtime one."""
+    port = free_port()
+    with Receiver("127.0.0.1", port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = sender_key(server)
+            content = {"from": "bank@example.com",
+                       "subject": "Balance {{balance}}",
+                       "text": "Dear {{name}}: {{note}}"}
+            status, _ = api(server, "/api/v1/templates", key_all(server),
+                            "POST", {"id": "balance", "name": "Balance",
+                                     "content": content})
+            assert status == 200
+            (tmp_path / "list.csv").write_bytes(
+                b'email,name,balance,note\r\n'
+                b'a1@example.org,Ann,10,plain\r\n'
+                b'a2@example.org,"Lee, Bo",20,"says ""hi"""\r\n'
+                b'a3@example.org,Cy,30,"two\nlines"\n'
+                b'\n'
+                b'a4@example.org,Di,40,last\n')
+            env = dict(os.environ, SEALPOST_API_KEY=key)
+            done = subprocess.run(
+                [SEALPOST, "--config", server.config_path, "send",
+                 "--template", "balance", "--recipients",
+                 tmp_path / "list.csv", "--batch", "3",
+                 "--campaign", "csv-run"],
+                env=env, capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr.decode()
+            lines = done.stdout.decode().splitlines()
+            assert len(lines) == 2 and all(
+                l.startswith("transmission ") for l in lines), lines
+            assert b"sent 4 of 4" in done.stderr
+            got = {m["rcpts"][0]: email.message_from_bytes(
+                m["data"], policy=email.policy.default)
+                for m in receiver.wait(4)}
+            assert len(got) == 4, server.log()
+            lee = got["a2@example.org"]
+            assert str(lee["Subject"]) == "Balance 20"
+            assert str(lee["To"]) == '"Lee, Bo" <a2@example.org>'
+            assert lee.get_content().rstrip("\r\n") == \
+                'Dear Lee, Bo: says "hi"'
+            assert "two\r\nlines" in got["a3@example.org"].get_content()
+            assert wait_for(lambda: len(events(
+                server, "--campaign", "csv-run", "--type", "injection"))
+                == 4, 10)
+
+            (tmp_path / "one.json").write_text(json.dumps({
+                "recipients": ["f@example.org"],
+                "content": {"from": "bank@example.com", "subject": "file",
+                            "text": "from a file"}}))
+            done = subprocess.run(
+                [SEALPOST, "--config", server.config_path, "send", "--file",
+                 tmp_path / "one.json"], env=env, capture_output=True,
+                timeout=60)
+            assert done.returncode == 0, done.stderr.decode()
+            assert len(receiver.wait(5)) == 5
+
+            (tmp_path / "bad.csv").write_text('email\n"open@example.org\n')
+            (tmp_path / "nomail.csv").write_text("name\nx\n")
+            for args, environment, want, words in (
+                    (["--template", "balance", "--recipients",
+                      tmp_path / "bad.csv"], env, 2, "not closed"),
+                    (["--template", "balance", "--recipients",
+                      tmp_path / "nomail.csv"], env, 2, "email"),
+                    (["--file", tmp_path / "one.json"],
+                     dict(os.environ, SEALPOST_API_KEY=""), 2,
+                     "SEALPOST_API_KEY"),
+                    (["--template", "nothing", "--recipients",
+                      tmp_path / "list.csv"], env, 3, "template_id"),
+                    (["--template", "balance"], env, 2, "--recipients")):
+                done = subprocess.run(
+                    [SEALPOST, "--config", server.config_path, "send",
+                     *map(str, args)], env=environment,
+                    capture_output=True, timeout=60)
+                assert done.returncode == want, (args, done.stderr)
+                assert words in done.stderr.decode(), done.stderr
+            done = subprocess.run(
+                [SEALPOST, "--api", "http://127.0.0.1:1", "send", "--file",
+                 tmp_path / "one.json"], env=env, capture_output=True,
+                timeout=60)
+            assert done.returncode == 3 and b"127.0.0.1:1" in done.stderr
+            assert len(receiver.messages) == 5
+
+
+def key_all(server):
+    """A key that may send and manage templates."""
+    return server.sealpost("apikey", "create", "--name", "all", "--scope",
+                           "send", "--scope",
+                           "templates").stdout.decode().strip()
