@@ -39,7 +39,8 @@ struct inject_job {
     sp_buf message;
     char *sender, *recipient, *event_fields;
     char identity[64], client_ip[48];
-    size_t size; /* as stored, signatures included */
+    size_t size;           /* as stored, signatures included */
+    int64_t not_before_ms; /* no delivery before; 0 for at once */
 };
 
 static void
@@ -78,10 +79,15 @@ inject_queued(void *arg)
 {
     struct inject_job *job = arg;
     const char *recipients[1] = {job->recipient};
+    sp_queue_rcpt pending = {
+        .state = SP_QUEUE_RCPT_PENDING,
+        .next_try_ms = job->not_before_ms,
+    };
     sp_queue_info info = {
         .sender = job->sender,
         .recipients = recipients,
         .recipient_count = 1,
+        .rcpt = &pending,
         .client_ip = job->client_ip,
         .identity = job->identity,
         .size = job->size,
@@ -139,6 +145,7 @@ inject_signed(void *arg, int rc, const daemon_signed *made,
         .dkim_keys = made->key_ids,
         .dkim_key_count = made->key_count,
         .event_fields = job->event_fields,
+        .not_before_ms = job->not_before_ms,
     };
     sp_buf whole = SP_BUF_INIT;
     char *events = NULL;
@@ -217,7 +224,7 @@ inject_copy(const char *text)
 static int
 inject_add(sp_http_batch *batch, const char *sender, const char *recipient,
            const char *data, size_t len, const char *event_fields,
-           sp_error *err)
+           int64_t not_before_ms, sp_error *err)
 {
     struct daemon_inject *inject = batch->inject;
     struct inject_job *job = sp_calloc(1, sizeof(*job));
@@ -227,6 +234,7 @@ inject_add(sp_http_batch *batch, const char *sender, const char *recipient,
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     job->batch = batch;
     job->inject = inject;
+    job->not_before_ms = not_before_ms;
     job->message = (sp_buf)SP_BUF_INIT;
     job->sender = inject_copy(sender);
     job->recipient = inject_copy(recipient);

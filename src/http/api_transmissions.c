@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define TX_MAX_RECIPIENTS 100000
 #define TX_MAX_FILES      100
@@ -59,6 +60,7 @@ struct tx {
     json_t *metadata;     /* an object, or NULL */
     const char *campaign; /* or NULL */
     const char *return_path;
+    int64_t not_before_ms; /* options.start_time; 0 for at once */
     const char *from_email;
     const char *from_name; /* template, or NULL */
     const char *subject;   /* template */
@@ -463,6 +465,65 @@ tx_fits(const http__call *call, const struct tx *tx, const struct tx_files *set,
     return tx_invalid(reply, field, why);
 }
 
+/*
+ * An ISO 8601 time with seconds and a zone ("2026-12-05T08:00:00Z",
+ * "...+01:00") in ms since the epoch; -1 when it is not one.
+ */
+static int64_t
+tx_time(const char *text)
+{
+    struct tm when = {0};
+    const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &when);
+    int hours, minutes, sign;
+    int64_t seconds;
+
+    if (rest == NULL)
+        return -1;
+    seconds = (int64_t)timegm(&when);
+    if (strcmp(rest, "Z") == 0)
+        return seconds * 1000;
+    if ((rest[0] != '+' && rest[0] != '-') ||
+        sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2 ||
+        strlen(rest) != 6 || hours > 23 || minutes > 59)
+        return -1;
+    sign = rest[0] == '+' ? 1 : -1;
+    return (seconds - sign * (hours * 3600 + minutes * 60)) * 1000;
+}
+
+/*
+ * options: start_time (when delivery may begin; "now" or a time within
+ * queue_max_lifetime) means something here; the others are accepted and
+ * left alone (doc/transmissions.md says why).
+ */
+static bool
+tx_options(const http__call *call, json_t *options, struct tx *tx,
+           http__reply *reply)
+{
+    const char *start = NULL;
+    int64_t now = (int64_t)time(NULL) * 1000, lifetime;
+
+    if (options == NULL || json_is_null(options))
+        return true;
+    if (!json_is_object(options))
+        return tx_invalid(reply, "options", "an object");
+    if (!tx_string(options, "start_time", "options.start_time", &start, reply))
+        return false;
+    if (start == NULL || strcmp(start, "now") == 0)
+        return true;
+    tx->not_before_ms = tx_time(start);
+    lifetime = http__config(call)->queue_max_lifetime * 1000;
+    if (tx->not_before_ms < 0)
+        return tx_invalid(reply, "options.start_time",
+                          "\"now\", or a time such as "
+                          "2026-12-05T08:00:00+01:00");
+    if (tx->not_before_ms >= now + lifetime)
+        return tx_invalid(reply, "options.start_time",
+                          "within queue_max_lifetime from now");
+    if (tx->not_before_ms <= now)
+        tx->not_before_ms = 0;
+    return true;
+}
+
 /* Read and check the whole request; false with reply set. */
 static bool
 tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
@@ -505,6 +566,8 @@ tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
         return tx_invalid(reply, "campaign_id", "up to 64 octets");
     if (tx->return_path != NULL && !sp_smtp_mailbox_valid(tx->return_path))
         return tx_invalid(reply, "return_path", "a valid email address");
+    if (!tx_options(call, json_object_get(tx->root, "options"), tx, reply))
+        return false;
     if (!tx_content(call, json_object_get(tx->root, "content"), tx, reply))
         return false;
     if (!tx_fits(call, tx, &tx->attachments, "content.attachments", reply) ||
@@ -793,7 +856,8 @@ tx_send(const http__call *call, struct tx *tx, http__reply *reply)
             injector->fail(batch, sender, rcpt.email, fields, error);
         else if (rc == SP_OK &&
                  injector->add(batch, sender, rcpt.email, parts.message.data,
-                               parts.message.len, fields, &err) != SP_OK &&
+                               parts.message.len, fields, tx->not_before_ms,
+                               &err) != SP_OK &&
                  why[0] == '\0')
             snprintf(why, sizeof(why), "%.250s", err.text);
         free(fields);

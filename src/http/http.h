@@ -62,13 +62,14 @@ typedef struct sp_http_injector {
 
     /*
      * Hand one message over, for recipient from sender, with the fields
-     * its events carry (a JSON object's text).  Waits while many are in
-     * flight.  SP_OK: taken, its fate told by finish; otherwise err says
-     * why and nothing was taken.
+     * its events carry (a JSON object's text), to be delivered from
+     * not_before_ms on (0: at once).  Waits while many are in flight.
+     * SP_OK: taken, its fate told by finish; otherwise err says why and
+     * nothing was taken.
      */
     int (*add)(sp_http_batch *batch, const char *sender, const char *recipient,
                const char *data, size_t len, const char *event_fields,
-               sp_error *err);
+               int64_t not_before_ms, sp_error *err);
 
     /*
      * A recipient whose message could not be made (reason says why): a

@@ -54,6 +54,9 @@ typedef struct sp_queue_envelope {
                                  sp_queue_events_take; NULL for none */
     const char *event_fields; /* a JSON object of the fields each event of
                                  the message carries; NULL or "" for none */
+    int64_t not_before_ms;    /* no delivery before (ms since the epoch:
+                                 each recipient's first next_try_ms); 0
+                                 for at once */
 } sp_queue_envelope;
 
 /* States of a message in the spool. */

@@ -63,6 +63,7 @@ typedef struct queue__item {
     const char *identity;     /* in this allocation */
     const char *event;        /* in this allocation, or NULL */
     const char *event_fields; /* in this allocation; "" for none */
+    int64_t not_before_ms;    /* no delivery before; 0 for at once */
     const int64_t *dkim_keys; /* in this allocation */
     size_t dkim_key_count;
     const void *data;      /* in this allocation, len bytes */

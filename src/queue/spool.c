@@ -392,6 +392,7 @@ spool_copy(const sp_queue_envelope *envelope, const void *data, size_t len)
     item->client_ip = spool_put(&at, client_ip, strlen(client_ip));
     item->identity = spool_put(&at, identity, strlen(identity));
     item->event_fields = spool_put(&at, fields, strlen(fields));
+    item->not_before_ms = envelope->not_before_ms;
     if (envelope->event != NULL)
         item->event = spool_put(&at, envelope->event, strlen(envelope->event));
     for (size_t i = 0; i < n; i++)

@@ -245,8 +245,8 @@ db_prepare_all(queue__db *db, bool for_writer, sp_error *err)
                     &db->insert_message, err);
     if (rc == SP_OK)
         rc = db_prepare(db,
-                        "INSERT INTO recipients (message, position, address) "
-                        "VALUES (?, ?, ?)",
+                        "INSERT INTO recipients (message, position, address, "
+                        "next_try_ms) VALUES (?, ?, ?, ?)",
                         &db->insert_recipient, err);
     if (rc == SP_OK)
         rc = db_prepare(db, "INSERT INTO bodies (id, data) VALUES (?, ?)",
@@ -487,6 +487,7 @@ db_insert(queue__db *db, const queue__item *item)
         sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)i);
         sqlite3_bind_text(stmt, 3, item->recipients[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, item->not_before_ms);
         if ((step = db_step(stmt)) != SQLITE_DONE)
             return step == SQLITE_CONSTRAINT ? SQLITE_ERROR : step;
     }

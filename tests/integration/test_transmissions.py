@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 
 import dkim
 
@@ -743,3 +744,38 @@ def key_all(server):
     return server.sealpost("apikey", "create", "--name", "all", "--scope",
                            "send", "--scope",
                            "templates").stdout.decode().strip()
+
+
+def test_start_time_holds_delivery_until_then(tmp_path):
+    """options.start_time: the messages are stored at once, delivered
+    from that time on; a time that is not one, or past the queue's
+    lifetime, is refused."""
+    port = free_port()
+    with Receiver("127.0.0.1", port) as receiver:
+        server = start(tmp_path, port)
+        with server:
+            key = sender_key(server)
+            at = time.time() + 4
+            when = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at))
+            body = {"recipients": ["later@example.org"],
+                    "options": {"start_time": when, "open_tracking": True},
+                    "content": {"from": "bank@example.com", "subject": "s",
+                                "text": "t"}}
+            status, answer = api(server, "/api/v1/transmissions", key,
+                                 "POST", body)
+            assert status == 200, answer
+            (entry,) = server.queue()
+            assert receiver.wait(1, timeout=2) == []
+            (got,) = receiver.wait(1, timeout=20)
+            assert got["time"] and time.time() >= int(at), server.log()
+            assert wait_for(lambda: server.queue() == [], 10)
+
+            for start_time in ("tomorrow", "2026-12-05T08:00:00",
+                               "2999-01-01T00:00:00Z"):
+                body["options"]["start_time"] = start_time
+                status, answer = api(server, "/api/v1/transmissions", key,
+                                     "POST", body)
+                assert status == 422, (start_time, answer)
+                assert "options.start_time" in \
+                    answer["errors"][0]["description"]
+            assert server.queue() == []
