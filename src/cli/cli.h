@@ -12,6 +12,7 @@
  *   events.c    cli_events: the event store
  *   webhooks.c  cli_webhooks_add, _list, _remove, _status
  *   send.c      cli_send: transmissions through the HTTP API
+ *   config_check.c cli_config_check: a configuration checked whole
  *   dkim_keys.c cli_dkim_keygen, _dns, _rotate, _activate, _status,
  *               _export: the key lifecycle
  *   dns_update.c cli_dns_update: dynamic updates of TXT records
@@ -65,8 +66,8 @@ bool cli_parse_number(const char *text, int64_t min, int64_t max, int64_t *out);
 /*
  * The configuration a command runs with: embedded defaults, then the file
  * (--config, SEALPOST_CONFIG), then --data-dir or SEALPOST_DATA_DIR; the
- * rules between settings checked.  Returns CLI_OK, or the exit status
- * after printing why.
+ * rules between settings checked.  Returns CLI_OK (free config with
+ * sp_config_free), or the exit status after printing why (config freed).
  */
 int cli_config(const cli_globals *globals, sp_config *config);
 
@@ -85,6 +86,7 @@ int cli_webhooks_list(const cli_globals *globals, int argc, char **argv);
 int cli_webhooks_remove(const cli_globals *globals, int argc, char **argv);
 int cli_webhooks_status(const cli_globals *globals, int argc, char **argv);
 int cli_send(const cli_globals *globals, int argc, char **argv);
+int cli_config_check(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_sign(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_verify(const cli_globals *globals, int argc, char **argv);
 int cli_dkim_keygen(const cli_globals *globals, int argc, char **argv);

@@ -124,12 +124,14 @@ cli_config(const cli_globals *globals, sp_config *config)
     if (globals->config != NULL &&
         sp_config_read(config, globals->config, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
+        sp_config_free(config);
         return err.code == SP_EIO ? CLI_RUNTIME : CLI_USAGE;
     }
     if (globals->data_dir != NULL)
         sp_config_set(config, "data_dir", globals->data_dir, NULL);
     if (sp_config_check(config, &err) != SP_OK) {
         fprintf(stderr, "sealpost: configuration: %s\n", err.text);
+        sp_config_free(config);
         return CLI_USAGE;
     }
     return CLI_OK;

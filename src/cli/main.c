@@ -40,6 +40,8 @@ static const struct cli_command commands[] = {
     {"webhooks", "remove", cli_webhooks_remove, "stop sending to one"},
     {"webhooks", "status", cli_webhooks_status,
      "each endpoint's backlog and last error"},
+    {"config", "check", cli_config_check,
+     "say whether sealpostd would take the configuration"},
     {"send", NULL, cli_send,
      "send a transmission, or a template to a CSV of recipients"},
     {"dkim", "sign", cli_dkim_sign,

@@ -1477,33 +1477,6 @@ deliver_queued_info(void *arg, const sp_queue_info *info)
 }
 
 /*
- * The default limits and policy of destinations, from the settings;
- * SP_ESYNTAX naming the setting that is wrong.
- */
-static int
-deliver_defaults(const sp_config *config, sp_sched_limits *defaults,
-                 sp_error *err)
-{
-    *defaults = (sp_sched_limits){
-        .max_connections =
-            (unsigned)config->delivery_connections_per_destination,
-        .messages_per_connection =
-            (unsigned)config->delivery_messages_per_connection,
-    };
-    if (!sp_sched_limits_set(defaults, "tls", config->delivery_tls))
-        return sp_err_set(err, SP_ESYNTAX,
-                          "delivery_tls = %.40s: use may, encrypt or verify",
-                          config->delivery_tls);
-    if (config->delivery_source[0] != '\0' &&
-        !sp_sched_limits_set(defaults, "source", config->delivery_source))
-        return sp_err_set(err, SP_ESYNTAX,
-                          "delivery_source = %.80s: IP addresses separated "
-                          "by commas",
-                          config->delivery_source);
-    return SP_OK;
-}
-
-/*
  * The client TLS contexts: one that takes any certificate (tls=may and
  * encrypt, as opportunistic TLS does, RFC 7435), one that verifies
  * against delivery_tls_ca_file or the system's authorities.  A context
@@ -1543,44 +1516,6 @@ deliver_tls_contexts(struct daemon_deliver *deliver, const sp_config *config,
     return SP_OK;
 }
 
-/* Check the delivery settings the configuration module cannot. */
-static int
-deliver_rules(const sp_config *config, const sp_sched_limits *defaults,
-              sp_sched_rule **out, size_t *count, sp_error *err)
-{
-    char *copy =
-        sp_strndup(config->delivery_rules, strlen(config->delivery_rules));
-    char *save = NULL;
-    int rc = copy ? SP_OK : SP_ENOMEM;
-
-    *out = NULL;
-    *count = 0;
-    for (char *text = copy ? strtok_r(copy, ";", &save) : NULL;
-         rc == SP_OK && text != NULL; text = strtok_r(NULL, ";", &save)) {
-        sp_sched_rule *grown;
-
-        while (*text == ' ' || *text == '\t')
-            text++;
-        if (*text == '\0')
-            continue;
-        grown = sp_realloc(*out, (*count + 1) * sizeof(*grown));
-        if (grown == NULL) {
-            rc = SP_ENOMEM;
-            break;
-        }
-        *out = grown;
-        rc = sp_sched_rule_parse(text, defaults, &grown[*count], err);
-        if (rc == SP_OK)
-            (*count)++;
-    }
-    sp_free(copy);
-    if (rc == SP_ENOMEM)
-        sp_err_set(err, rc, "out of memory");
-    else if (rc != SP_OK)
-        sp_err_set(err, rc, "delivery_rules: %s", err->text);
-    return rc;
-}
-
 int
 daemon_deliver_start(const struct daemon_deliver_deps *deps,
                      struct daemon_deliver **out, sp_error *err)
@@ -1603,9 +1538,7 @@ daemon_deliver_start(const struct daemon_deliver_deps *deps,
         if (sp_config_parse_duration(config->delivery_retry_schedule.items[i],
                                      &deliver->retry_schedule[i]))
             deliver->retry_count++;
-    rc = deliver_defaults(config, &defaults, err);
-    if (rc == SP_OK)
-        rc = deliver_rules(config, &defaults, &rules, &rule_count, err);
+    rc = sp_sched_settings(config, &defaults, &rules, &rule_count, err);
     if (rc == SP_OK)
         rc = sp_sched_new(&defaults, rules, rule_count, &deliver->sched, err);
     sp_free(rules);

@@ -325,6 +325,17 @@ typedef struct sp_sched_job {
 int sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                         sp_sched_rule *rule, sp_error *err);
 
+struct sp_config;
+
+/*
+ * The delivery settings of config (delivery_tls, delivery_source, the
+ * per-destination limits, delivery_rules) as the defaults and the rules
+ * of a scheduler; *rules is the caller's (sp_free).  SP_ESYNTAX naming
+ * the setting that is wrong, SP_ENOMEM.
+ */
+int sp_sched_settings(const struct sp_config *config, sp_sched_limits *defaults,
+                      sp_sched_rule **rules, size_t *count, sp_error *err);
+
 /*
  * Set one limit from a rule's "key=value" (connections, messages, rate,
  * tls, source); false, limits unchanged, for an unknown key or a value

@@ -19,6 +19,8 @@
  */
 #include "queue.h"
 
+#include "config/config.h"
+
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
@@ -672,4 +674,79 @@ sp_sched_rule_parse(const char *text, const sp_sched_limits *defaults,
                               text, word);
     }
     return SP_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The delivery settings, for the daemon and for "sealpost config check"
+ */
+
+/* The defaults of every destination; SP_ESYNTAX naming the setting. */
+static int
+sched_defaults(const sp_config *config, sp_sched_limits *defaults,
+               sp_error *err)
+{
+    *defaults = (sp_sched_limits){
+        .max_connections =
+            (unsigned)config->delivery_connections_per_destination,
+        .messages_per_connection =
+            (unsigned)config->delivery_messages_per_connection,
+    };
+    if (!sp_sched_limits_set(defaults, "tls", config->delivery_tls))
+        return sp_err_set(err, SP_ESYNTAX,
+                          "delivery_tls = %.40s: use may, encrypt or verify",
+                          config->delivery_tls);
+    if (config->delivery_source[0] != '\0' &&
+        !sp_sched_limits_set(defaults, "source", config->delivery_source))
+        return sp_err_set(err, SP_ESYNTAX,
+                          "delivery_source = %.80s: IP addresses separated "
+                          "by commas",
+                          config->delivery_source);
+    return SP_OK;
+}
+
+int
+sp_sched_settings(const sp_config *config, sp_sched_limits *defaults,
+                  sp_sched_rule **rules, size_t *count, sp_error *err)
+{
+    char *copy = NULL, *save = NULL;
+    int rc = sched_defaults(config, defaults, err);
+
+    *rules = NULL;
+    *count = 0;
+    if (rc != SP_OK)
+        return rc;
+    copy = sp_strndup(config->delivery_rules, strlen(config->delivery_rules));
+    if (copy == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    for (char *text = strtok_r(copy, ";", &save); rc == SP_OK && text != NULL;
+         text = strtok_r(NULL, ";", &save)) {
+        sp_sched_rule *grown;
+
+        while (*text == ' ' || *text == '\t')
+            text++;
+        if (*text == '\0')
+            continue;
+        grown = sp_realloc(*rules, (*count + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+            break;
+        }
+        *rules = grown;
+        rc = sp_sched_rule_parse(text, defaults, &grown[*count], err);
+        if (rc == SP_OK)
+            (*count)++;
+        else {
+            char why[sizeof(err->text)];
+
+            snprintf(why, sizeof(why), "%s", err->text);
+            sp_err_set(err, rc, "delivery_rules: %.200s", why);
+        }
+    }
+    sp_free(copy);
+    if (rc != SP_OK) {
+        sp_free(*rules);
+        *rules = NULL;
+        *count = 0;
+    }
+    return rc;
 }

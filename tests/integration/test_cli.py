@@ -5,6 +5,8 @@ Exit statuses (see the design): 0 success, 1 negative answer, 2 usage or
 configuration, 3 runtime failure; dkim verify adds 4 for "no signature".
 """
 import json
+import os
+import pathlib
 
 import pytest
 
@@ -234,3 +236,29 @@ def test_corpus_private_key_with_pkcs1_pem_is_accepted():
                     "test", "--key", CORPUS / "dkimpy" / "test2.private",
                     stdin=MESSAGE)
     assert done.returncode == 0, done.stderr
+
+
+def test_config_check_names_each_kind_of_mistake(tmp_path):
+    """"config check" takes the shipped configuration, and names the line
+    or setting of each mistake with exit status 2."""
+    source = pathlib.Path(os.environ.get("SEALPOST_SOURCE", "."))
+    done = sealpost("--config", source / "etc" / "sealpost.conf", "config",
+                    "check")
+    assert done.returncode == 0, done.stderr
+    assert b"the configuration is good" in done.stdout
+    for text, words in (
+            ("data_dir = /tmp/x\nsmtp_lisen = 1\n", b"line 2: unknown "
+             b"setting"),
+            ("no equals sign\n", b"line 1: expected key = value"),
+            ("delivery_rules = example.com connections=2; *.x rate=a/m\n",
+             b"delivery_rules"),
+            ("delivery_tls = sometimes\n", b"delivery_tls"),
+            ("delivery_source = 192.0.2.1,banana\n", b"delivery_source"),
+            ("smtp_listen = 127.0.0.1\n", b"smtp_listen"),
+            ("http_listen = localhost:80\n", b"http_listen"),
+            ("smtp_max_command = 10\n", b"smtp_max_command")):
+        path = tmp_path / "bad.conf"
+        path.write_text(text)
+        done = sealpost("--config", path, "config", "check")
+        assert done.returncode == 2, (text, done.stderr)
+        assert words in done.stderr, (text, done.stderr)
