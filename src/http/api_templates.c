@@ -129,11 +129,8 @@ templates_read(const http__call *call, json_t *body, sp_store_template *tpl,
     json_t *description = json_object_get(body, "description");
     json_t *content = json_object_get(body, "content");
 
-    if (!json_is_object(body)) {
-        http__fail(reply, MHD_HTTP_BAD_REQUEST, "1200",
-                   "the body is not a JSON object", NULL);
-        return false;
-    }
+    if (body == NULL)
+        return false; /* http__body_json said why */
     if (name != NULL &&
         (!json_is_string(name) || json_string_length(name) == 0 ||
          json_string_length(name) >= sizeof(tpl->name)))
@@ -174,7 +171,7 @@ templates_read(const http__call *call, json_t *body, sp_store_template *tpl,
 void
 http__templates_create(const http__call *call, http__reply *reply)
 {
-    json_t *body = json_loadb(call->body, call->body_len, 0, NULL);
+    json_t *body = http__body_json(call, reply);
     json_t *id = json_object_get(body, "id");
     sp_store_template tpl = {0};
     sp_error err;
@@ -192,7 +189,10 @@ http__templates_create(const http__call *call, http__reply *reply)
         templates_id_from(tpl.name, tpl.id, sizeof(tpl.id));
     if (!templates_id_valid(tpl.id)) {
         templates_invalid(reply, "id",
-                          "1 to 64 of lower-case letters, digits, - and _");
+                          id != NULL ? "1 to 64 of lower-case letters, "
+                                       "digits, - and _"
+                                     : "the name gives none (it has no "
+                                       "letter or digit); give an id");
         goto done;
     }
 
@@ -256,11 +256,11 @@ http__templates_show(const http__call *call, http__reply *reply)
 void
 http__templates_update(const http__call *call, http__reply *reply)
 {
-    json_t *body = json_loadb(call->body, call->body_len, 0, NULL);
+    json_t *body = http__body_json(call, reply);
     sp_store_template tpl;
     sp_error err;
 
-    if (!templates_find(call, &tpl, reply)) {
+    if (body == NULL || !templates_find(call, &tpl, reply)) {
         json_decref(body);
         return;
     }

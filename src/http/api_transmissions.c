@@ -38,11 +38,12 @@
 #define TX_MAX_HEADERS    50
 #define TX_MAX_CAMPAIGN   64
 #define TX_MAX_METADATA   1000 /* octets as compact JSON */
+#define TX_MAX_FIELD      998  /* octets of a rendered header field value */
+#define TX_EVENT_SUBJECT  255  /* octets of a subject an event keeps */
 
 /* SparkPost's error codes, by what went wrong. */
 #define TX_CODE_FORMAT  "1300" /* invalid data format or type */
 #define TX_CODE_MISSING "1400" /* a required field is missing */
-#define TX_CODE_JSON    "1200" /* the body is not JSON */
 
 /* Files decoded from base64: what compose takes, and their bytes. */
 struct tx_files {
@@ -203,9 +204,10 @@ tx_files(json_t *array, const char *field, struct tx_files *set,
         snprintf(where, sizeof(where), "%s[%zu].type", field, index);
         if (!tx_string(file, "type", where, &type, reply))
             return false;
-        if (type == NULL || strchr(type, '/') == NULL)
+        if (type == NULL || !sp_mail_type_valid(type))
             return tx_invalid(reply, where,
-                              "a MIME type such as application/pdf");
+                              "a MIME type such as application/pdf, "
+                              "without parameters");
         snprintf(where, sizeof(where), "%s[%zu].data", field, index);
         if (!tx_string(file, "data", where, &data, reply))
             return false;
@@ -252,6 +254,12 @@ tx_from(json_t *content, struct tx *tx, http__reply *reply)
                           "an address, or {email, name}");
     if (!sp_smtp_mailbox_valid(tx->from_email))
         return tx_invalid(reply, "content.from", "a valid email address");
+    if (strstr(tx->from_email, "@[") != NULL)
+        return tx_invalid(reply, "content.from",
+                          "an address at a domain name: an address literal "
+                          "cannot be signed for");
+    if (tx->from_name != NULL && strpbrk(tx->from_name, "\r\n") != NULL)
+        return tx_invalid(reply, "content.from.name", "on one line");
     return true;
 }
 
@@ -268,7 +276,7 @@ tx_template(const char *text, const char *field, http__reply *reply)
         return true;
     empty = json_object();
     unknown = json_array();
-    rc = http__render(text, strlen(text), empty, false, unknown, &out, error,
+    rc = http__render(text, strlen(text), empty, false, 0, unknown, &out, error,
                       sizeof(error));
     sp_buf_free(&out);
     json_decref(empty);
@@ -324,6 +332,9 @@ tx_content(const http__call *call, json_t *content, struct tx *tx,
     if (template_id != NULL && tx->template_content != NULL)
         return tx_invalid(reply, "content.template_id",
                           "a template's content cannot name a template");
+    if (template_id != NULL && json_object_size(content) > 1)
+        return tx_invalid(reply, "content.template_id",
+                          "with a template, content holds nothing else");
     if (template_id != NULL)
         return tx_stored(call, template_id, tx, reply);
     if (!tx_string(content, "email_rfc822", "content.email_rfc822", &tx->rfc822,
@@ -411,6 +422,8 @@ tx_recipient(json_t *item, size_t index, struct tx_recipient *rcpt,
             return tx_missing(reply, email);
         if (rcpt->header_to != NULL && strpbrk(rcpt->header_to, "\r\n") != NULL)
             return tx_invalid(reply, header_to, "a field value on one line");
+        if (rcpt->name != NULL && strpbrk(rcpt->name, "\r\n") != NULL)
+            return tx_invalid(reply, name, "a name on one line");
         snprintf(field, sizeof(field), "recipients[%zu].address.email", index);
     } else if (address == NULL)
         return tx_missing(reply, field);
@@ -528,23 +541,13 @@ tx_options(const http__call *call, json_t *options, struct tx *tx,
 static bool
 tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
 {
-    json_error_t error;
     struct tx_recipient rcpt;
     size_t index;
     json_t *item;
 
-    tx->root = json_loadb(call->body, call->body_len, 0, &error);
-    if (tx->root == NULL) {
-        char description[200];
-
-        snprintf(description, sizeof(description), "line %d: %s", error.line,
-                 error.text);
-        http__fail(reply, MHD_HTTP_BAD_REQUEST, TX_CODE_JSON,
-                   "the body is not JSON", description);
+    tx->root = http__body_json(call, reply);
+    if (tx->root == NULL)
         return false;
-    }
-    if (!json_is_object(tx->root))
-        return tx_invalid(reply, "the body", "a JSON object");
     tx->recipients = json_object_get(tx->root, "recipients");
     if (tx->recipients == NULL)
         return tx_missing(reply, "recipients");
@@ -562,8 +565,9 @@ tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
         !tx_string(tx->root, "return_path", "return_path", &tx->return_path,
                    reply))
         return false;
-    if (tx->campaign != NULL && strlen(tx->campaign) > TX_MAX_CAMPAIGN)
-        return tx_invalid(reply, "campaign_id", "up to 64 octets");
+    if (tx->campaign != NULL && (strlen(tx->campaign) > TX_MAX_CAMPAIGN ||
+                                 strpbrk(tx->campaign, "\r\n\t") != NULL))
+        return tx_invalid(reply, "campaign_id", "up to 64 octets on one line");
     if (tx->return_path != NULL && !sp_smtp_mailbox_valid(tx->return_path))
         return tx_invalid(reply, "return_path", "a valid email address");
     if (!tx_options(call, json_object_get(tx->root, "options"), tx, reply))
@@ -592,22 +596,31 @@ tx_parse(const http__call *call, struct tx *tx, http__reply *reply)
     return true;
 }
 
-/* Render template (may be NULL) into a NUL-terminated buffer. */
+/*
+ * Render template (may be NULL) into a NUL-terminated buffer of at most
+ * max octets.  SP_EINVAL with error naming field when the data makes it
+ * pass a limit (this recipient's message is not made), SP_ENOMEM.
+ */
 static int
 tx_render(struct tx *tx, const char *template, const json_t *data, bool html,
-          sp_buf *out)
+          size_t max, const char *field, sp_buf *out, char *error,
+          size_t error_size)
 {
-    char error[160];
+    char why[160];
+    int rc;
 
     sp_buf_reset(out);
     if (template == NULL)
         return SP_OK;
-    if (http__render(template, strlen(template), data, html, tx->unknown, out,
-                     error, sizeof(error)) != SP_OK)
-        return SP_ENOMEM; /* the syntax was checked: memory */
-    return sp_buf_append(out, "", 0);
+    rc = http__render(template, strlen(template), data, html, max, tx->unknown,
+                      out, why, sizeof(why));
+    if (rc == SP_ELIMIT || rc == SP_EINVAL) {
+        snprintf(error, error_size, "%.40s: %.150s: the message was not made",
+                 field, why);
+        return SP_EINVAL;
+    }
+    return rc == SP_OK ? sp_buf_append(out, "", 0) : rc;
 }
-
 /* The fields every event of rcpt's message carries, as text. */
 static char *
 tx_event_fields(const http__call *call, const struct tx *tx, const char *id,
@@ -629,8 +642,18 @@ tx_event_fields(const http__call *call, const struct tx *tx, const char *id,
     }
     if (rcpt->tags != NULL)
         json_object_set(fields, "tags", rcpt->tags);
-    if (http__config(call)->events_subject && subject != NULL)
-        json_object_set_new(fields, "subject", json_string(subject));
+    if (http__config(call)->events_subject && subject != NULL) {
+        size_t len = strlen(subject);
+
+        /* As over SMTP: the first TX_EVENT_SUBJECT octets, whole
+         * characters. */
+        if (len > TX_EVENT_SUBJECT) {
+            len = TX_EVENT_SUBJECT;
+            while (len > 0 && ((unsigned char)subject[len] & 0xc0) == 0x80)
+                len--;
+        }
+        json_object_set_new(fields, "subject", json_stringn(subject, len));
+    }
     text = json_dumps(fields, JSON_COMPACT);
     json_decref(fields);
     return text;
@@ -659,9 +682,11 @@ tx_parts_free(struct tx_parts *parts)
 
 /* A whole message given as email_rfc822, rendered, with CRLF line ends. */
 static int
-tx_build_rfc822(struct tx *tx, const json_t *data, struct tx_parts *parts)
+tx_build_rfc822(struct tx *tx, const json_t *data, size_t max,
+                struct tx_parts *parts, char *error, size_t error_size)
 {
-    int rc = tx_render(tx, tx->rfc822, data, false, &parts->text);
+    int rc = tx_render(tx, tx->rfc822, data, false, max, "content.email_rfc822",
+                       &parts->text, error, error_size);
     sp_mail_eol eol;
 
     sp_buf_reset(&parts->message);
@@ -701,6 +726,7 @@ tx_build(const http__call *call, struct tx *tx, const char *id, size_t index,
          const json_t *data, struct tx_parts *parts, char *error,
          size_t error_size)
 {
+    size_t max = (size_t)http__config(call)->smtp_max_message;
     sp_mail_file files[2 * TX_MAX_FILES];
     char message_id[320];
     size_t headers = 0;
@@ -709,22 +735,29 @@ tx_build(const http__call *call, struct tx *tx, const char *id, size_t index,
     int rc;
 
     if (tx->rfc822 != NULL)
-        return tx_build_rfc822(tx, data, parts);
+        return tx_build_rfc822(tx, data, max, parts, error, error_size);
 
-    rc = tx_render(tx, tx->subject, data, false, &parts->subject);
+    rc = tx_render(tx, tx->subject, data, false, TX_MAX_FIELD,
+                   "content.subject", &parts->subject, error, error_size);
     if (rc == SP_OK)
-        rc = tx_render(tx, tx->text, data, false, &parts->text);
+        rc = tx_render(tx, tx->text, data, false, max, "content.text",
+                       &parts->text, error, error_size);
     if (rc == SP_OK)
-        rc = tx_render(tx, tx->html, data, true, &parts->html);
+        rc = tx_render(tx, tx->html, data, true, max, "content.html",
+                       &parts->html, error, error_size);
     if (rc == SP_OK)
-        rc = tx_render(tx, tx->reply_to, data, false, &parts->reply_to);
+        rc = tx_render(tx, tx->reply_to, data, false, TX_MAX_FIELD,
+                       "content.reply_to", &parts->reply_to, error, error_size);
     if (rc == SP_OK)
-        rc = tx_render(tx, tx->from_name, data, false, &parts->from_name);
+        rc = tx_render(tx, tx->from_name, data, false, TX_MAX_FIELD,
+                       "content.from.name", &parts->from_name, error,
+                       error_size);
     json_object_foreach(tx->headers, name, value) {
         if (rc != SP_OK)
             break;
-        rc = tx_render(tx, json_string_value(value), data, false,
-                       &parts->header_values[headers]);
+        rc = tx_render(tx, json_string_value(value), data, false, TX_MAX_FIELD,
+                       "content.headers", &parts->header_values[headers], error,
+                       error_size);
         parts->headers[headers] =
             (sp_mail_added_field){name, parts->header_values[headers].data
                                             ? parts->header_values[headers].data
@@ -750,7 +783,7 @@ tx_build(const http__call *call, struct tx *tx, const char *id, size_t index,
     snprintf(message_id, sizeof(message_id), "%s.%zu@%s", id, index,
              http__hostname(call));
     sp_buf_reset(&parts->message);
-    return sp_mail_compose(
+    rc = sp_mail_compose(
         &(sp_mail_content){
             .from_email = tx->from_email,
             .from_name = tx->from_name ? parts->from_name.data : NULL,
@@ -775,6 +808,14 @@ tx_build(const http__call *call, struct tx *tx, const char *id, size_t index,
             .shared_attachments = tx->attachments.count,
         },
         &parts->message, error, error_size);
+    if (rc == SP_OK && parts->message.len > max) {
+        snprintf(error, error_size,
+                 "the message would be over smtp_max_message (%zu octets): "
+                 "it was not made",
+                 max);
+        rc = SP_EINVAL;
+    }
+    return rc;
 }
 
 /* Answer 200 with the counts, and warnings for unknown names. */
@@ -813,7 +854,7 @@ tx_send(const http__call *call, struct tx *tx, http__reply *reply)
     const sp_http_injector *injector = http__injector(call);
     const char *sender = tx->return_path ? tx->return_path : tx->from_email;
     struct tx_parts parts = {0};
-    char id[32] = "", why[256] = "", first[256] = "", error[160] = "";
+    char id[32] = "", why[256] = "", first[256] = "", error[256] = "";
     size_t accepted = 0, refused = 0, index;
     sp_http_batch *batch;
     json_t *item;

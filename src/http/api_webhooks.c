@@ -131,8 +131,7 @@ static bool
 webhooks_parse(const http__call *call, sp_store_webhook *hook,
                http__reply *reply)
 {
-    json_error_t error;
-    json_t *body = json_loadb(call->body, call->body_len, 0, &error);
+    json_t *body = http__body_json(call, reply);
     json_t *name = json_object_get(body, "name");
     json_t *target = json_object_get(body, "target");
     json_t *events = json_object_get(body, "events");
@@ -140,10 +139,8 @@ webhooks_parse(const http__call *call, sp_store_webhook *hook,
     size_t index;
     bool ok = false;
 
-    if (!json_is_object(body))
-        http__error(reply, MHD_HTTP_BAD_REQUEST,
-                    "the body must be a JSON object: {\"name\": ..., "
-                    "\"target\": ..., \"events\": [...]}");
+    if (body == NULL)
+        ; /* the reply says why */
     else if (!json_is_string(name) ||
              json_string_length(name) >= sizeof(hook->name))
         http__error(reply, MHD_HTTP_BAD_REQUEST,

@@ -59,6 +59,12 @@ bool http__error(http__reply *reply, unsigned status, const char *text);
 void http__fail(http__reply *reply, unsigned status, const char *code,
                 const char *message, const char *description);
 
+/*
+ * The request body as a JSON object, or NULL with a 400 in reply saying
+ * where the parser stopped (or that it is not an object).  json_decref.
+ */
+json_t *http__body_json(const http__call *call, http__reply *reply);
+
 /* The server's settings, injector and host name, for handlers. */
 const sp_config *http__config(const http__call *call);
 const sp_http_injector *http__injector(const http__call *call);
@@ -85,12 +91,15 @@ void http__webhooks_delete(const http__call *call, http__reply *reply);
 
 /*
  * Render text[0..len) with data (an object) into out, escaping values for
- * HTML when html is set (render.c says the language).  Each name that had
- * no value is appended to unknown (an array of strings) once.  SP_EINVAL
- * with error set for a malformed template, SP_ENOMEM.
+ * HTML when html is set (render.c says the language), writing at most
+ * max_out octets (0: no limit).  Each name that had no value is appended
+ * to unknown (an array of strings) once.  SP_EINVAL with error set for a
+ * malformed template, SP_ELIMIT with error set when the output or the
+ * work passes its limit, SP_ENOMEM.
  */
 int http__render(const char *text, size_t len, const json_t *data, bool html,
-                 json_t *unknown, sp_buf *out, char *error, size_t error_size);
+                 size_t max_out, json_t *unknown, sp_buf *out, char *error,
+                 size_t error_size);
 
 /* POST /api/v1/transmissions. */
 void http__transmissions_create(const http__call *call, http__reply *reply);

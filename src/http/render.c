@@ -20,8 +20,11 @@
  * Strings render as they are, numbers in decimal, true and false as
  * words, null as nothing, arrays and objects as compact JSON.  A name
  * with no value renders empty and is reported through the unknown list.
- * Blocks nest up to RENDER_MAX_DEPTH; a block not closed, or closed by
- * the wrong word, is an error that names the offset.
+ * Blocks nest up to RENDER_MAX_DEPTH (16); a block not closed, or
+ * closed by the wrong word, is an error that names the offset.  One
+ * rendering takes at most RENDER_MAX_STEPS tags and loop turns and
+ * writes at most the caller's limit of octets: nested loops over
+ * data cannot make it run or grow for ever.
  */
 #include "http_int.h"
 
@@ -31,6 +34,7 @@
 
 #define RENDER_MAX_DEPTH 16
 #define RENDER_MAX_NAME  128
+#define RENDER_MAX_STEPS 100000 /* tags and loop turns, per rendering */
 
 /* Where names are looked up: the innermost scope first. */
 struct render_scope {
@@ -44,6 +48,8 @@ struct render {
     bool html;
     json_t *unknown; /* names with no value, each once */
     sp_buf *out;
+    size_t max_out; /* octets the output may reach; 0 for no limit */
+    unsigned steps; /* tags met and loop turns taken so far */
     char error[160];
     int rc;
 };
@@ -108,9 +114,39 @@ render_fail(struct render *render, const char *at, const char *what)
              (size_t)(at - render->text));
 }
 
+/* A limit passed: the rendering stops with SP_ELIMIT and says which. */
+static void
+render_too_much(struct render *render, const char *what)
+{
+    if (render->rc != SP_OK)
+        return;
+    render->rc = SP_ELIMIT;
+    snprintf(render->error, sizeof(render->error), "%s", what);
+}
+
+/* Count one step; false (and the rendering stopped) past the budget. */
+static bool
+render_step(struct render *render)
+{
+    if (++render->steps <= RENDER_MAX_STEPS)
+        return true;
+    render_too_much(render, "the template takes over 100000 steps (tags "
+                            "and loop turns) to render");
+    return false;
+}
+
 static void
 render_put(struct render *render, const char *text, size_t len, bool escape)
 {
+    if (render->max_out != 0 &&
+        render->out->len + (escape ? 6 * len : len) > render->max_out) {
+        char what[100];
+
+        snprintf(what, sizeof(what), "the rendered text is over %zu octets",
+                 render->max_out);
+        render_too_much(render, what);
+        return;
+    }
     for (size_t i = 0; render->rc == SP_OK && escape && i < len; i++) {
         const char *entity = NULL;
 
@@ -229,6 +265,7 @@ struct render_tag {
     enum { TAG_VALUE, TAG_RAW, TAG_IF, TAG_EACH, TAG_ELSE, TAG_END } kind;
     char name[RENDER_MAX_NAME];
     bool negate;       /* #if not name */
+    const char *start; /* its "{{" */
     const char *after; /* past the closing braces */
 };
 
@@ -251,6 +288,7 @@ render_tag(struct render *render, const char *at, struct render_tag *tag)
         render_fail(render, at, "a {{ without its }}");
         return false;
     }
+    tag->start = at;
     tag->after = close + (raw ? 3 : 2);
     while (inside < close && (*inside == ' ' || *inside == '\t'))
         inside++;
@@ -297,6 +335,10 @@ render_tag(struct render *render, const char *at, struct render_tag *tag)
         render_fail(render, at, "a tag without a name");
         return false;
     }
+    if (strpbrk(tag->name, " \t\r\n") != NULL) {
+        render_fail(render, at, "a name with a blank in it");
+        return false;
+    }
     return true;
 }
 
@@ -337,6 +379,8 @@ render_block(struct render *render, const struct render_scope *scope,
             struct render_scope inner = {element, (long long)index, scope};
 
             *at = body;
+            if (!render_step(render))
+                return;
             render_part(render, &inner, at, true, depth + 1, &stop);
             if (render->rc != SP_OK)
                 return;
@@ -349,7 +393,13 @@ render_block(struct render *render, const struct render_scope *scope,
         render_part(render, scope, at, emit && !truth, depth + 1, &stop);
     if (render->rc != SP_OK)
         return;
-    if (stop.kind != TAG_END || strcmp(stop.name, word) != 0)
+    if (stop.kind == TAG_END && strcmp(stop.name, word) != 0)
+        render_fail(render, stop.start,
+                    open->kind == TAG_IF ? "an {{#if}} closed by another "
+                                           "word than {{/if}}"
+                                         : "an {{#each}} closed by another "
+                                           "word than {{/each}}");
+    else if (stop.kind != TAG_END)
         render_fail(render, open_at,
                     open->kind == TAG_IF ? "an {{#if}} without its {{/if}}"
                                          : "an {{#each}} without its "
@@ -376,6 +426,8 @@ render_part(struct render *render, const struct render_scope *scope,
         if (tag_at == render->end || !render_tag(render, tag_at, &tag))
             return;
         *at = tag.after;
+        if (!render_step(render))
+            return;
         if (tag.kind == TAG_ELSE || tag.kind == TAG_END) {
             *stop = tag;
             return;
@@ -389,7 +441,8 @@ render_part(struct render *render, const struct render_scope *scope,
 
 int
 http__render(const char *text, size_t len, const json_t *data, bool html,
-             json_t *unknown, sp_buf *out, char *error, size_t error_size)
+             size_t max_out, json_t *unknown, sp_buf *out, char *error,
+             size_t error_size)
 {
     struct render render = {
         .text = text,
@@ -397,6 +450,7 @@ http__render(const char *text, size_t len, const json_t *data, bool html,
         .html = html,
         .unknown = unknown,
         .out = out,
+        .max_out = max_out,
         .rc = SP_OK,
     };
     struct render_scope top = {data, -1, NULL};
@@ -405,10 +459,10 @@ http__render(const char *text, size_t len, const json_t *data, bool html,
 
     render_part(&render, &top, &at, true, 0, &stop);
     if (render.rc == SP_OK && stop.kind == TAG_ELSE)
-        render_fail(&render, at, "an {{else}} outside {{#if}}");
+        render_fail(&render, stop.start, "an {{else}} outside {{#if}}");
     else if (render.rc == SP_OK && stop.kind == TAG_END)
-        render_fail(&render, at, "a {{/...}} that closes nothing");
-    if (render.rc == SP_EINVAL)
+        render_fail(&render, stop.start, "a {{/...}} that closes nothing");
+    if (render.rc == SP_EINVAL || render.rc == SP_ELIMIT)
         snprintf(error, error_size, "%s", render.error);
     else if (render.rc != SP_OK)
         snprintf(error, error_size, "out of memory");

@@ -28,8 +28,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTTP_CONNECTION_LIMIT 256
-#define HTTP_TIMEOUT_S        30
+#define HTTP_CONNECTION_LIMIT 1024
+#define HTTP_TIMEOUT_S        10
 #define HTTP_BODY_SMALL       (1024 * 1024)      /* most routes */
 #define HTTP_BODY_LARGE       (64 * 1024 * 1024) /* transmissions */
 
@@ -121,6 +121,31 @@ http__fail(http__reply *reply, unsigned status, const char *code,
         json_object_set_new(error, "description", json_string(description));
     body = error ? json_pack("{s:[o]}", "errors", error) : NULL;
     http__json(reply, status, body);
+}
+
+json_t *
+http__body_json(const http__call *call, http__reply *reply)
+{
+    json_error_t error;
+    json_t *body = json_loadb(call->body, call->body_len, 0, &error);
+    char description[220];
+
+    if (json_is_object(body))
+        return body;
+    if (body != NULL)
+        snprintf(description, sizeof(description),
+                 "the body is JSON but not an object");
+    else if (strstr(error.text, "NUL") != NULL)
+        snprintf(description, sizeof(description),
+                 "line %d: a string holds a NUL character (\\u0000)",
+                 error.line);
+    else
+        snprintf(description, sizeof(description), "line %d, column %d: %s",
+                 error.line, error.column, error.text);
+    json_decref(body);
+    http__fail(reply, MHD_HTTP_BAD_REQUEST, "1200",
+               "the body is not a JSON object", description);
+    return NULL;
 }
 
 const sp_config *
@@ -272,6 +297,30 @@ http_send(struct MHD_Connection *connection, http__reply *reply)
     return result;
 }
 
+/*
+ * Whether the body the request declares (Content-Length) fits the
+ * route's limit; a 413 in reply, before any of it is read, if not.
+ */
+static bool
+http_length_fits(struct MHD_Connection *connection,
+                 const struct http_route *route, http__reply *reply)
+{
+    const char *length = MHD_lookup_connection_value(
+        connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL, text[80];
+    unsigned long long declared;
+
+    if (length == NULL)
+        return true;
+    declared = strtoull(length, &end, 10);
+    if (end != length && *end == '\0' && declared <= route->body_max)
+        return true;
+    snprintf(text, sizeof(text), "the request body is over %zu MiB",
+             route->body_max >> 20);
+    http__error(reply, MHD_HTTP_CONTENT_TOO_LARGE, text);
+    return false;
+}
+
 /* The client's address as text, or "" when it cannot be had. */
 static void
 http_client_ip(struct MHD_Connection *connection, char *out, size_t size)
@@ -313,7 +362,8 @@ http_request(void *cls, struct MHD_Connection *connection, const char *url,
 
         route = http_route(method, url, &id, &reply);
         if (route == NULL ||
-            !http_authorized(http, connection, route->scope, &key, &reply))
+            !http_authorized(http, connection, route->scope, &key, &reply) ||
+            !http_length_fits(connection, route, &reply))
             return http_send(connection, &reply);
         request = sp_calloc(1, sizeof(*request));
         if (request == NULL)

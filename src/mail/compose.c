@@ -2,8 +2,8 @@
  * compose.c: a message built from its parts (what the HTTP API makes for
  * each recipient), with GMime.
  *
- * Owns sp_mail_compose and sp_mail_compose_init.  The shape follows the
- * content:
+ * Owns sp_mail_compose, sp_mail_compose_init and sp_mail_type_valid.  The shape
+ * follows the content:
  *
  *   text only, html only      a single text part
  *   text and html             multipart/alternative (text first)
@@ -63,6 +63,27 @@ compose_leaf(const char *type, const char *subtype, const void *data,
     return part;
 }
 
+/* A character of a MIME token (RFC 2045 5.1). */
+static bool
+compose_token_char(unsigned char c)
+{
+    return c > 32 && c < 127 && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+bool
+sp_mail_type_valid(const char *mime)
+{
+    const char *slash = strchr(mime, '/');
+    size_t len = strlen(mime);
+
+    if (slash == NULL || slash == mime || slash[1] == '\0' || len > 127)
+        return false;
+    for (const char *at = mime; *at != '\0'; at++)
+        if (at != slash && !compose_token_char((unsigned char)*at))
+            return false;
+    return true;
+}
+
 /* "image/png" split into its type and subtype; false if not that form. */
 static bool
 compose_split_type(const char *mime, char *type, char *subtype, size_t size)
@@ -70,8 +91,7 @@ compose_split_type(const char *mime, char *type, char *subtype, size_t size)
     const char *slash = strchr(mime, '/');
     size_t len = slash ? (size_t)(slash - mime) : 0;
 
-    if (slash == NULL || len == 0 || len >= size || slash[1] == '\0' ||
-        strlen(slash + 1) >= size || strpbrk(mime, " \t\r\n;\"") != NULL)
+    if (!sp_mail_type_valid(mime) || len >= size || strlen(slash + 1) >= size)
         return false;
     memcpy(type, mime, len);
     type[len] = '\0';

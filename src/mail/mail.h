@@ -155,6 +155,12 @@ typedef struct sp_mail_content {
                                   rest the recipient's own (for errors) */
 } sp_mail_content;
 
+/*
+ * Whether mime is a MIME type as a part's Content-Type names it:
+ * type/subtype, both tokens (RFC 2045 5.1), no parameters.
+ */
+bool sp_mail_type_valid(const char *mime);
+
 /* Start GMime (once per process; any thread). */
 void sp_mail_compose_init(void);
 

@@ -28,6 +28,7 @@ import email.policy
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -256,7 +257,8 @@ def test_whole_message_and_refusals(tmp_path):
             huge = base64.b64encode(b"\0" * (26 * 1024 * 1024)).decode()
             for body, want, words in (
                     (b"{not json", 400, "line 1"),
-                    (b"[1, 2]", 422, "the body"),
+                    (b"[1, 2]", 400, "not an object"),
+                    (b'{"a": "\\u0000"}', 400, "NUL"),
                     (without(["recipients"]), 422, "recipients"),
                     (change(["recipients"], []), 422, "recipients"),
                     (change(["recipients"], "x@example.org"), 422,
@@ -286,7 +288,33 @@ def test_whole_message_and_refusals(tmp_path):
                     (change(["metadata"], "x"), 422, "metadata"),
                     (change(["campaign_id"], "c" * 65), 422, "campaign_id"),
                     (change(["content", "template_id"], "t1"), 422,
-                     "content.template_id")):
+                     "content.template_id"),
+                    (change(["content", "attachments"],
+                            [{"name": "a", "type": "text/plain; charset=x",
+                              "data": "YQ=="}]), 422,
+                     "content.attachments[0].type"),
+                    (change(["content", "from"], "bank@[127.0.0.1]"), 422,
+                     "address literal"),
+                    (change(["campaign_id"], "a\r\nb"), 422, "campaign_id"),
+                    (change(["recipients"], [{"address": {
+                        "email": "x@example.org", "name": "a\r\nBcc: y"}}]),
+                     422, "recipients[0].address.name"),
+                    (change(["recipients"], [{
+                        "address": "x@example.org",
+                        "substitution_data": {"a": list(range(10))}}]) |
+                     {"content": {"from": "bank@example.com",
+                                  "subject": "s",
+                                  "text": "{{#each a}}" * 16 + "x" +
+                                          "{{/each}}" * 16}},
+                     422, "steps"),
+                    (change(["recipients"], [{
+                        "address": "x@example.org",
+                        "substitution_data": {"a": list(range(30)),
+                                              "x": "y" * 1000000}}]) |
+                     {"content": {"from": "bank@example.com",
+                                  "subject": "s",
+                                  "text": "{{#each a}}{{x}}{{/each}}"}},
+                     422, "over 26214400 octets")):
                 status, answer = api(server, "/api/v1/transmissions", key,
                                      "POST", body)
                 assert status == want, (body if len(str(body)) < 300 else
@@ -295,6 +323,16 @@ def test_whole_message_and_refusals(tmp_path):
                 assert words in error.get("description", "") + \
                     error["message"], answer
                 assert error["code"]
+
+            # A body declared too large is refused before it is sent.
+            with socket.create_connection(("127.0.0.1", server.http_port),
+                                          timeout=10) as raw:
+                raw.sendall(b"POST /api/v1/transmissions HTTP/1.1\r\n"
+                            b"Host: x\r\nAuthorization: " + key.encode() +
+                            b"\r\nContent-Length: 99999999999\r\n"
+                            b"Expect: 100-continue\r\n\r\n")
+                head = raw.recv(4096)
+            assert head.startswith(b"HTTP/1.1 413"), head
 
             status, answer = api(server, "/api/v1/transmissions", None,
                                  "POST", good)

@@ -1,8 +1,9 @@
 /*
  * test_render.c: substitution in transmission content: values escaped
  * for HTML or not, nested names, #if with else and not, #each with
- * loop_var and loop_index, unknown names reported once, and malformed
- * templates refused with the offset.
+ * loop_var and loop_index, unknown names reported once, malformed
+ * templates refused with the offset of the tag at fault, and limits on
+ * the work and the output of one rendering.
  */
 #include "testlib.h"
 
@@ -21,7 +22,7 @@ render(const char *text, const char *data, bool html, json_t *unknown)
     int rc;
 
     assert_non_null(values);
-    rc = http__render(text, strlen(text), values, html, unknown, &out, error,
+    rc = http__render(text, strlen(text), values, html, 0, unknown, &out, error,
                       sizeof(error));
     json_decref(values);
     if (rc != SP_OK)
@@ -130,10 +131,81 @@ malformed_templates_are_refused(void **state)
         sp_buf out = SP_BUF_INIT;
         char error[160] = "";
 
-        assert_int_equal(http__render(bad[i], strlen(bad[i]), data, false,
+        assert_int_equal(http__render(bad[i], strlen(bad[i]), data, false, 0,
                                       unknown, &out, error, sizeof(error)),
                          SP_EINVAL);
         assert_non_null(strstr(error, "offset"));
+        sp_buf_free(&out);
+    }
+    json_decref(data);
+    json_decref(unknown);
+}
+
+/* Nested loops over data cannot make a rendering run or grow for ever. */
+static void
+limits_stop_runaway_renderings(void **state)
+{
+    json_t *data = json_loads("{\"a\": [0,1,2,3,4,5,6,7,8,9]}", 0, NULL);
+    json_t *unknown = json_array();
+    char text[512] = "", error[160];
+    sp_buf out = SP_BUF_INIT;
+
+    (void)state;
+    for (int i = 0; i < 16; i++)
+        strcat(text, "{{#each a}}");
+    for (int i = 0; i < 16; i++)
+        strcat(text, "{{/each}}");
+    assert_int_equal(http__render(text, strlen(text), data, false, 0, unknown,
+                                  &out, error, sizeof(error)),
+                     SP_ELIMIT);
+    assert_non_null(strstr(error, "steps"));
+    sp_buf_free(&out);
+
+    snprintf(text, sizeof(text),
+             "{{#each a}}{{#each a}}0123456789"
+             "{{/each}}{{/each}}");
+    assert_int_equal(http__render(text, strlen(text), data, false, 500, unknown,
+                                  &out, error, sizeof(error)),
+                     SP_ELIMIT);
+    assert_non_null(strstr(error, "over 500 octets"));
+    assert_true(out.len <= 500);
+    sp_buf_free(&out);
+    assert_int_equal(http__render(text, strlen(text), data, false, 1000,
+                                  unknown, &out, error, sizeof(error)),
+                     SP_OK);
+    assert_int_equal(out.len, 1000);
+    sp_buf_free(&out);
+    json_decref(data);
+    json_decref(unknown);
+}
+
+/* An error names where the offending tag starts. */
+static void
+errors_name_the_tag_that_is_wrong(void **state)
+{
+    static const struct {
+        const char *text, *words;
+    } cases[] = {
+        {"abc{{/if}}", "closes nothing at offset 3"},
+        {"ab{{else}}", "outside {{#if}} at offset 2"},
+        {"{{#if a}}x{{/each}}", "closed by another word than {{/if}} at "
+                                "offset 10"},
+        {"x{{ a b }}", "a name with a blank in it at offset 1"},
+    };
+    json_t *data = json_pack("{s:s}", "a", "v");
+    json_t *unknown = json_array();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sp_buf out = SP_BUF_INIT;
+        char error[160] = "";
+
+        assert_int_equal(http__render(cases[i].text, strlen(cases[i].text),
+                                      data, false, 0, unknown, &out, error,
+                                      sizeof(error)),
+                         SP_EINVAL);
+        if (strstr(error, cases[i].words) == NULL)
+            fail_msg("%s: %s", cases[i].text, error);
         sp_buf_free(&out);
     }
     json_decref(data);
@@ -149,6 +221,8 @@ main(void)
         cmocka_unit_test(if_blocks_with_else_and_not),
         cmocka_unit_test(each_blocks_with_loop_names),
         cmocka_unit_test(malformed_templates_are_refused),
+        cmocka_unit_test(limits_stop_runaway_renderings),
+        cmocka_unit_test(errors_name_the_tag_that_is_wrong),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
