@@ -67,6 +67,10 @@ static const struct cli_command commands[] = {
      "check a domain's published DKIM, DomainKeys and DMARC records"},
     {"dmarc", "record", cli_dmarc_record,
      "print a DMARC record for a domain, with advice"},
+    {"dmarc", "parse", cli_dmarc_parse,
+     "read aggregate reports and print them"},
+    {"dmarc", "import", cli_dmarc_import,
+     "store aggregate reports (XML, gzip, zip, mails)"},
 };
 
 static void

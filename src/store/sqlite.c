@@ -8,7 +8,9 @@
  *
  * The schema carries a version (PRAGMA user_version), checked at open: an
  * older one is upgraded step by step, a newer one refused untouched.
- * Events live in a database of their own (sqlite_events.c).
+ * Events live in a database of their own (sqlite_events.c); templates
+ * and DMARC reports are tables of this one, handled in sqlite_templates.c
+ * and sqlite_dmarc.c.
  */
 #include "store_int.h"
 
@@ -18,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -84,6 +86,78 @@ static const char store_schema_5[] = "CREATE TABLE templates ("
                                      " created INTEGER NOT NULL,"
                                      " updated INTEGER NOT NULL);";
 
+/*
+ * Version 6: DMARC aggregate reports (sqlite_dmarc.c).  A report's lists
+ * (errors, notes, a record's reasons) are JSON arrays; pct is NULL when
+ * the report leaves it out.  Input refused as a report is kept apart.
+ */
+static const char store_schema_6[] =
+    "CREATE TABLE dmarc_reports ("
+    " id INTEGER PRIMARY KEY,"
+    " org_name TEXT NOT NULL,"
+    " report_id TEXT NOT NULL,"
+    " email TEXT,"
+    " extra_contact_info TEXT,"
+    " generator TEXT,"
+    " format INTEGER NOT NULL,"
+    " version TEXT,"
+    " \"begin\" INTEGER NOT NULL,"
+    " \"end\" INTEGER NOT NULL,"
+    " domain TEXT COLLATE NOCASE,"
+    " adkim TEXT,"
+    " aspf TEXT,"
+    " p TEXT,"
+    " sp TEXT,"
+    " np TEXT,"
+    " pct INTEGER,"
+    " fo TEXT,"
+    " testing TEXT,"
+    " discovery_method TEXT,"
+    " errors TEXT NOT NULL,"
+    " flags INTEGER NOT NULL,"
+    " notes TEXT NOT NULL,"
+    " messages INTEGER NOT NULL,"
+    " records INTEGER NOT NULL,"
+    " source TEXT NOT NULL,"
+    " imported INTEGER NOT NULL,"
+    " UNIQUE (org_name, report_id));"
+    "CREATE INDEX dmarc_reports_by_domain ON dmarc_reports (domain, \"begin\");"
+    "CREATE TABLE dmarc_records ("
+    " id INTEGER PRIMARY KEY,"
+    " report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,"
+    " source_ip TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " disposition TEXT,"
+    " dkim TEXT,"
+    " spf TEXT,"
+    " header_from TEXT,"
+    " envelope_from TEXT,"
+    " envelope_to TEXT,"
+    " reasons TEXT NOT NULL);"
+    "CREATE INDEX dmarc_records_by_report ON dmarc_records (report);"
+    "CREATE INDEX dmarc_records_by_source_ip ON dmarc_records (source_ip);"
+    "CREATE TABLE dmarc_dkim ("
+    " record INTEGER NOT NULL REFERENCES dmarc_records(id) ON DELETE CASCADE,"
+    " domain TEXT,"
+    " selector TEXT,"
+    " result TEXT,"
+    " human_result TEXT);"
+    "CREATE INDEX dmarc_dkim_by_record ON dmarc_dkim (record);"
+    "CREATE INDEX dmarc_dkim_by_selector ON dmarc_dkim (domain, selector);"
+    "CREATE TABLE dmarc_spf ("
+    " record INTEGER NOT NULL REFERENCES dmarc_records(id) ON DELETE CASCADE,"
+    " domain TEXT,"
+    " scope TEXT,"
+    " result TEXT,"
+    " human_result TEXT);"
+    "CREATE INDEX dmarc_spf_by_record ON dmarc_spf (record);"
+    "CREATE TABLE dmarc_refused ("
+    " id INTEGER PRIMARY KEY,"
+    " source TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " refused INTEGER NOT NULL);";
+
 struct store_sqlite {
     sqlite3 *db;
     sqlite3 *events; /* data_dir/events.db (sqlite_events.c) */
@@ -141,8 +215,10 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         rc = sqlite_exec(self, store_schema_4, err);
     if (rc == SP_OK && version < 5)
         rc = sqlite_exec(self, store_schema_5, err);
+    if (rc == SP_OK && version < 6)
+        rc = sqlite_exec(self, store_schema_6, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 5", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 6", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -740,6 +816,38 @@ sqlite_template_delete(void *impl, const char *id, sp_error *err)
     return store__template_delete(((struct store_sqlite *)impl)->db, id, err);
 }
 
+static int
+sqlite_dmarc_add(void *impl, const sp_dmarc_report *report, const char *source,
+                 int64_t imported, int64_t *id_out, sp_error *err)
+{
+    return store__dmarc_add(((struct store_sqlite *)impl)->db, report, source,
+                            imported, id_out, err);
+}
+
+static int
+sqlite_dmarc_refuse(void *impl, const char *source, const char *reason,
+                    int64_t size, int64_t refused, sp_error *err)
+{
+    return store__dmarc_refuse(((struct store_sqlite *)impl)->db, source,
+                               reason, size, refused, err);
+}
+
+static int
+sqlite_dmarc_rows(void *impl, const char *domain, int64_t since,
+                  sp_store_dmarc_row_fn *fn, void *arg, sp_error *err)
+{
+    return store__dmarc_rows(((struct store_sqlite *)impl)->db, domain, since,
+                             fn, arg, err);
+}
+
+static int
+sqlite_dmarc_counts(void *impl, int64_t *reports, int64_t *records,
+                    int64_t *refused, sp_error *err)
+{
+    return store__dmarc_counts(((struct store_sqlite *)impl)->db, reports,
+                               records, refused, err);
+}
+
 static const struct sp_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -765,6 +873,10 @@ static const struct sp_store_backend sqlite_backend = {
     .events_find = sqlite_events_find,
     .events_prune = sqlite_events_prune,
     .events_count = sqlite_events_count,
+    .dmarc_add = sqlite_dmarc_add,
+    .dmarc_refuse = sqlite_dmarc_refuse,
+    .dmarc_rows = sqlite_dmarc_rows,
+    .dmarc_counts = sqlite_dmarc_counts,
 };
 
 int

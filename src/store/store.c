@@ -282,3 +282,35 @@ sp_store_templates_free(sp_store_template *list, size_t count)
         sp_store_template_clear(&list[i]);
     sp_free(list);
 }
+
+int
+sp_store_dmarc_add(sp_store *store, const sp_dmarc_report *report,
+                   const char *source, int64_t imported, int64_t *id_out,
+                   sp_error *err)
+{
+    return store->backend->dmarc_add(store->impl, report, source, imported,
+                                     id_out, err);
+}
+
+int
+sp_store_dmarc_refuse(sp_store *store, const char *source, const char *reason,
+                      int64_t size, int64_t refused, sp_error *err)
+{
+    return store->backend->dmarc_refuse(store->impl, source, reason, size,
+                                        refused, err);
+}
+
+int
+sp_store_dmarc_rows(sp_store *store, const char *domain, int64_t since,
+                    sp_store_dmarc_row_fn *fn, void *arg, sp_error *err)
+{
+    return store->backend->dmarc_rows(store->impl, domain, since, fn, arg, err);
+}
+
+int
+sp_store_dmarc_counts(sp_store *store, int64_t *reports, int64_t *records,
+                      int64_t *refused, sp_error *err)
+{
+    return store->backend->dmarc_counts(store->impl, reports, records, refused,
+                                        err);
+}

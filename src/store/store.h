@@ -1,7 +1,8 @@
 /*
  * store.h: the public face of sealpost's storage: what must survive a
  * restart and, past one machine, be shared between nodes (keys, API keys,
- * events).  The message spool is not here; it lives in queue/.
+ * webhooks, templates, events, DMARC reports).  The message spool is not
+ * here; it lives in queue/.
  *
  * One interface, a table of functions per backend (store.c dispatches):
  * SQLite under the data directory is the embedded default (sqlite.c);
@@ -15,6 +16,7 @@
 #define SP_STORE_H
 
 #include "base/base.h"
+#include "dmarc/report.h"
 
 typedef struct sp_store sp_store;
 
@@ -279,6 +281,77 @@ int sp_store_events_prune(sp_store *store, int64_t before_ms, size_t max,
                           size_t *deleted, sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * DMARC aggregate reports: what receivers said of the mail sent in the
+ * name of a domain, one row per record of a report, with the DKIM and
+ * SPF results under it (dmarc/report.h reads them).  A report is known by
+ * its org_name and report_id and stored once.  Input that could not be
+ * read as a report is kept apart, with the reason, so an operator can
+ * count and look into it.
+ */
+
+/*
+ * Store report in one transaction: the report, all its records and their
+ * DKIM and SPF results.  source says where it came from (a file name, a
+ * message id); imported is when, in seconds since the epoch.  *id_out
+ * (when id_out is not NULL) gets the report's row id.  SP_EINVAL when a
+ * report with the same org_name and report_id is stored, err saying
+ * "duplicate report: ORG report id ID (imported TIME from SOURCE)", or
+ * when report has no org_name or report_id; SP_EIO; SP_ENOMEM.  After any
+ * failure nothing of the report is stored.
+ */
+int sp_store_dmarc_add(sp_store *store, const sp_dmarc_report *report,
+                       const char *source, int64_t imported, int64_t *id_out,
+                       sp_error *err);
+
+/*
+ * Record that source (size octets) was refused as a report, for reason,
+ * at refused (seconds since the epoch).  SP_EIO.
+ */
+int sp_store_dmarc_refuse(sp_store *store, const char *source,
+                          const char *reason, int64_t size, int64_t refused,
+                          sp_error *err);
+
+/*
+ * One stored record with what its report says around it.  Absent values
+ * are NULL; every pointer is the store's and valid only during the call
+ * it is handed to.
+ */
+typedef struct sp_store_dmarc_row {
+    const char *domain;    /* the report's policy_published domain */
+    const char *org_name;  /* the receiver that sent the report */
+    const char *report_id; /* the receiver's id of the report */
+    int64_t begin;         /* the report's date range, seconds */
+    int64_t end;
+    const char *source_ip; /* the record: the sending address */
+    int64_t count;         /* messages */
+    const char *disposition;
+    const char *dkim; /* the aligned DKIM verdict */
+    const char *spf;  /* the aligned SPF verdict */
+    const char *header_from;
+    const char *reasons_json;          /* a JSON array of {"type", "comment"} */
+    const sp_dmarc_dkim *dkim_results; /* one per signature judged */
+    size_t n_dkim;
+    const sp_dmarc_spf *spf_results; /* one per SPF check */
+    size_t n_spf;
+} sp_store_dmarc_row;
+
+typedef void sp_store_dmarc_row_fn(void *arg, const sp_store_dmarc_row *row);
+
+/*
+ * Call fn(arg, row) once per stored record of the reports of domain (all
+ * when NULL) whose date range ends at since or later (all when since is
+ * 0), ordered by domain, org_name, begin, then the order the records were
+ * stored in.  fn must not call back into the store.  SP_EIO; SP_ENOMEM,
+ * after which fn may have seen some of the rows.
+ */
+int sp_store_dmarc_rows(sp_store *store, const char *domain, int64_t since,
+                        sp_store_dmarc_row_fn *fn, void *arg, sp_error *err);
+
+/* How many reports, records and refusals are stored.  SP_EIO. */
+int sp_store_dmarc_counts(sp_store *store, int64_t *reports, int64_t *records,
+                          int64_t *refused, sp_error *err);
+
+/* ------------------------------------------------------------------------
  * The table every backend fills (store.c, sqlite.c).
  */
 struct sp_store_backend {
@@ -328,6 +401,15 @@ struct sp_store_backend {
                                      const char *domain, const char *type,
                                      int64_t count),
                         void *arg, sp_error *err);
+    int (*dmarc_add)(void *impl, const sp_dmarc_report *report,
+                     const char *source, int64_t imported, int64_t *id_out,
+                     sp_error *err);
+    int (*dmarc_refuse)(void *impl, const char *source, const char *reason,
+                        int64_t size, int64_t refused, sp_error *err);
+    int (*dmarc_rows)(void *impl, const char *domain, int64_t since,
+                      sp_store_dmarc_row_fn *fn, void *arg, sp_error *err);
+    int (*dmarc_counts)(void *impl, int64_t *reports, int64_t *records,
+                        int64_t *refused, sp_error *err);
 };
 
 #endif /* SP_STORE_H */

@@ -1,0 +1,413 @@
+/*
+ * dmarc_reports.c: "sealpost dmarc parse" and "sealpost dmarc import":
+ * DMARC aggregate reports from files into the store.
+ *
+ * Owns cli_dmarc_parse and cli_dmarc_import.  Both take files and
+ * directories (walked recursively, in name order) holding reports as XML,
+ * gzip, zip or whole report mails; the module dmarc/ finds the reports.
+ * parse only reads and prints, one report at a time; import stores each
+ * report once (a report already stored, by reporting organization and
+ * report id, is a duplicate and skipped) and puts what it refuses, with
+ * the reason, in the store's bucket of invalid reports.  A progress line
+ * is drawn on a terminal.
+ *
+ * Exit status: 0 when every payload was read (or skipped as a duplicate),
+ * 1 when any was refused (the rest is still read), 2 usage, 3 when the
+ * store fails.
+ */
+#include "cli.h"
+#include "dmarc/report.h"
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REPORTS_MAX_FILE   ((size_t)64 << 20) /* octets read from one file */
+#define REPORTS_PROGRESS_S 0.1                /* between progress lines */
+
+/* One run over the files. */
+struct reports_run {
+    bool json;
+    sp_store *store; /* import: where reports go; parse: NULL */
+    sp_dmarc_limits limits;
+    const char *file; /* the file being read */
+    size_t file_size;
+
+    size_t files, files_total;
+    uint64_t bytes_done, bytes_total;
+    size_t read, duplicates, refused;
+    uint64_t records, messages;
+    bool store_failed;
+    bool progress; /* stderr is a terminal */
+    double progress_at;
+};
+
+/* The files to read, with their sizes, walked in name order. */
+struct reports_files {
+    char **paths;
+    size_t count;
+    uint64_t bytes;
+};
+
+static double
+reports_now(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static int
+reports_usage(FILE *out, const char *command, int status)
+{
+    fprintf(out,
+            "usage: sealpost dmarc %s [--json] FILE|DIR...\n"
+            "\n"
+            "%s DMARC aggregate reports: XML, .xml.gz, .zip, or report "
+            "mails (.eml),\ntold apart by their bytes, not their names. "
+            "Directories are read\nrecursively.\n"
+            "\n"
+            "  --json   one JSON object per report%s\n"
+            "\n"
+            "Exit status: 0 every report read, 1 some refused (the rest "
+            "still read),\n2 usage, 3 store failure.\n",
+            command,
+            strcmp(command, "parse") == 0
+                ? "Read and print"
+                : "Store (once: duplicates are skipped)",
+            strcmp(command, "parse") == 0 ? ", the whole report"
+                                          : ", with its outcome");
+    return status;
+}
+
+/* ------------------------------------------------------------------------
+ * Finding the files.
+ */
+
+static int
+reports_add_path(struct reports_files *files, const char *path, uint64_t size)
+{
+    char **grown =
+        sp_realloc(files->paths, (files->count + 1) * sizeof(*grown));
+
+    if (grown == NULL)
+        return SP_ENOMEM;
+    files->paths = grown;
+    files->paths[files->count] = sp_strndup(path, strlen(path));
+    if (files->paths[files->count] == NULL)
+        return SP_ENOMEM;
+    files->count++;
+    files->bytes += size;
+    return SP_OK;
+}
+
+/* path and, for a directory, everything under it. */
+static int
+reports_walk(struct reports_files *files, const char *path, int depth)
+{
+    struct dirent **entries;
+    struct stat info;
+    int count, rc = SP_OK;
+
+    if (stat(path, &info) != 0) {
+        fprintf(stderr, "sealpost: %s: %s\n", path, strerror(errno));
+        return SP_EIO;
+    }
+    if (!S_ISDIR(info.st_mode))
+        return reports_add_path(files, path, (uint64_t)info.st_size);
+    if (depth > 16)
+        return SP_OK;
+
+    count = scandir(path, &entries, NULL, alphasort);
+    if (count < 0) {
+        fprintf(stderr, "sealpost: %s: %s\n", path, strerror(errno));
+        return SP_EIO;
+    }
+    for (int i = 0; i < count; i++) {
+        const char *name = entries[i]->d_name;
+        char *child;
+
+        if (rc == SP_OK && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+            asprintf(&child, "%s/%s", path, name) >= 0) {
+            rc = reports_walk(files, child, depth + 1);
+            free(child);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Reporting what happened.
+ */
+
+static void
+reports_progress(struct reports_run *run, bool last)
+{
+    double now;
+
+    if (!run->progress)
+        return;
+    now = reports_now();
+    if (!last && now - run->progress_at < REPORTS_PROGRESS_S)
+        return;
+    run->progress_at = now;
+    fprintf(stderr, "\r%zu/%zu files, %.1f of %.1f MiB, %zu reports%s",
+            run->files, run->files_total, (double)run->bytes_done / 1048576.0,
+            (double)run->bytes_total / 1048576.0, run->read, last ? "\n" : "");
+}
+
+/* Clear the progress line before a line of output. */
+static void
+reports_clear_progress(const struct reports_run *run)
+{
+    if (run->progress)
+        fprintf(stderr, "\r\033[K");
+}
+
+/* A line for one payload: JSON or words. */
+static void
+reports_say(struct reports_run *run, const char *part, const char *status,
+            const sp_dmarc_report *report, const char *reason)
+{
+    reports_clear_progress(run);
+    if (run->json) {
+        json_t *line = json_pack("{s:s, s:s, s:s}", "file", run->file, "part",
+                                 part, "status", status);
+
+        if (reason != NULL)
+            json_object_set_new(line, "reason", json_string(reason));
+        if (report != NULL && run->store == NULL)
+            json_object_set_new(line, "report", sp_dmarc_report_json(report));
+        if (report != NULL && run->store != NULL) {
+            json_object_set_new(line, "org_name",
+                                json_string(report->org_name));
+            json_object_set_new(line, "report_id",
+                                json_string(report->report_id));
+            json_object_set_new(line, "records",
+                                json_integer((json_int_t)report->n_rows));
+            json_object_set_new(line, "messages",
+                                json_integer((json_int_t)report->messages));
+        }
+        json_dumpf(line, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(line);
+        return;
+    }
+
+    printf("%s%s%s: %s", run->file, part[0] ? ": " : "", part, status);
+    if (report != NULL)
+        printf(", %s report %s for %s, %zu records, %llu messages",
+               report->org_name, report->report_id, report->domain,
+               report->n_rows, (unsigned long long)report->messages);
+    if (reason != NULL)
+        printf(": %s", reason);
+    putchar('\n');
+    if (report != NULL)
+        for (size_t i = 0; i < report->n_notes; i++)
+            printf("    note: %s\n", report->notes[i]);
+}
+
+/* A refusal, and in import its entry in the invalid reports. */
+static void
+reports_refuse(struct reports_run *run, const char *part, const char *reason)
+{
+    sp_error err;
+    char source[1024];
+
+    run->refused++;
+    reports_say(run, part, "refused", NULL, reason);
+    if (run->store == NULL)
+        return;
+    snprintf(source, sizeof(source), "%s%s%s", run->file, part[0] ? ": " : "",
+             part);
+    if (sp_store_dmarc_refuse(run->store, source, reason,
+                              (int64_t)run->file_size, (int64_t)time(NULL),
+                              &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        run->store_failed = true;
+    }
+}
+
+/* sp_dmarc_found_fn: one payload of the file being read. */
+static void
+reports_found(void *arg, const char *part, sp_dmarc_report *report,
+              const sp_error *refusal)
+{
+    struct reports_run *run = arg;
+    sp_error err;
+    int rc;
+
+    if (report == NULL) {
+        reports_refuse(run, part, refusal->text);
+        return;
+    }
+    if (run->store == NULL) {
+        run->read++;
+        reports_say(run, part, "read", report, NULL);
+        sp_dmarc_report_free(report);
+        return;
+    }
+
+    rc = sp_store_dmarc_add(run->store, report, run->file, (int64_t)time(NULL),
+                            NULL, &err);
+    if (rc == SP_OK) {
+        run->read++;
+        run->records += report->n_rows;
+        run->messages += report->messages;
+        reports_say(run, part, "imported", report, NULL);
+    } else if (rc == SP_EINVAL) {
+        run->duplicates++;
+        reports_say(run, part, "duplicate", report, err.text);
+    } else {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        run->store_failed = true;
+    }
+    sp_dmarc_report_free(report);
+}
+
+/* One file, whole. */
+static void
+reports_file(struct reports_run *run, const char *path)
+{
+    sp_buf data = SP_BUF_INIT;
+    sp_error err;
+    struct stat info;
+
+    run->file = path;
+    run->file_size = 0;
+    if (stat(path, &info) == 0 && (size_t)info.st_size > REPORTS_MAX_FILE) {
+        char reason[128];
+
+        snprintf(reason, sizeof(reason),
+                 "the file is larger than %zu MiB, the limit on one "
+                 "report file",
+                 REPORTS_MAX_FILE >> 20);
+        reports_refuse(run, "", reason);
+        return;
+    }
+    if (cli_read_file(path, &data, &err) != SP_OK) {
+        reports_refuse(run, "", err.text);
+        return;
+    }
+    run->file_size = data.len;
+    if (sp_dmarc_read(data.data, data.len, &run->limits, reports_found, run,
+                      &err) != SP_OK)
+        reports_refuse(run, "", err.text);
+    sp_buf_free(&data);
+}
+
+/* ------------------------------------------------------------------------
+ * The commands.
+ */
+
+static int
+reports_main(const cli_globals *globals, int argc, char **argv, bool import)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *command = import ? "import" : "parse";
+    struct reports_run run = {0};
+    struct reports_files files = {0};
+    sp_config config;
+    sp_error err;
+    int option, rc = CLI_OK;
+
+    optind = 0;
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (option) {
+        case 'j':
+            run.json = true;
+            break;
+        case 'h':
+            return reports_usage(stdout, command, CLI_OK);
+        default:
+            return reports_usage(stderr, command, CLI_USAGE);
+        }
+    }
+    if (optind == argc)
+        return reports_usage(stderr, command, CLI_USAGE);
+
+    /* The files first, so the progress line knows the whole. */
+    for (int i = optind; i < argc; i++) {
+        int walked = reports_walk(&files, argv[i], 0);
+
+        if (walked == SP_ENOMEM) {
+            fprintf(stderr, "sealpost: out of memory\n");
+            rc = CLI_RUNTIME;
+        } else if (walked != SP_OK) {
+            run.refused++; /* named above, with the system's reason */
+        }
+    }
+
+    if (rc == CLI_OK && import) {
+        rc = cli_config(globals, &config);
+        if (rc == CLI_OK &&
+            sp_store_open(config.data_dir, &run.store, &err) != SP_OK) {
+            fprintf(stderr, "sealpost: %s\n", err.text);
+            sp_config_free(&config);
+            rc = CLI_RUNTIME;
+        }
+    }
+
+    sp_dmarc_limits_default(&run.limits);
+    run.files_total = files.count;
+    run.bytes_total = files.bytes;
+    run.progress = !run.json && isatty(STDERR_FILENO);
+    for (size_t i = 0; rc == CLI_OK && i < files.count && !run.store_failed;
+         i++) {
+        struct stat info;
+
+        reports_file(&run, files.paths[i]);
+        run.files++;
+        if (stat(files.paths[i], &info) == 0)
+            run.bytes_done += (uint64_t)info.st_size;
+        reports_progress(&run, false);
+    }
+    reports_progress(&run, true);
+
+    if (import && run.store != NULL) {
+        if (!run.json)
+            printf("%zu imported (%llu records, %llu messages), %zu "
+                   "duplicates, %zu refused\n",
+                   run.read, (unsigned long long)run.records,
+                   (unsigned long long)run.messages, run.duplicates,
+                   run.refused);
+        sp_store_close(run.store);
+        sp_config_free(&config);
+    }
+    for (size_t i = 0; i < files.count; i++)
+        sp_free(files.paths[i]);
+    sp_free(files.paths);
+
+    if (rc != CLI_OK)
+        return rc;
+    if (run.store_failed)
+        return CLI_RUNTIME;
+    return run.refused > 0 || files.count == 0 ? CLI_NEGATIVE : CLI_OK;
+}
+
+int
+cli_dmarc_parse(const cli_globals *globals, int argc, char **argv)
+{
+    return reports_main(globals, argc, argv, false);
+}
+
+int
+cli_dmarc_import(const cli_globals *globals, int argc, char **argv)
+{
+    return reports_main(globals, argc, argv, true);
+}
