@@ -7,7 +7,7 @@
  *   dkim_verify.c cli_dkim_verify
  *   dkim_audit.c cli_dkim_audit
  *   dmarc_record.c cli_dmarc_record
- *   dmarc_reports.c cli_dmarc_parse, _import: aggregate reports
+ *   dmarc_reports.c cli_dmarc_parse, _import, _summary: aggregate reports
  *   apikey.c    cli_apikey_create, _list, _revoke
  *   queue.c     cli_queue_list, _show, _delete
  *   events.c    cli_events: the event store
@@ -102,5 +102,6 @@ int cli_dkim_audit(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_record(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_parse(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_import(const cli_globals *globals, int argc, char **argv);
+int cli_dmarc_summary(const cli_globals *globals, int argc, char **argv);
 
 #endif /* SP_CLI_H */

@@ -2,7 +2,8 @@
  * dmarc_reports.c: "sealpost dmarc parse" and "sealpost dmarc import":
  * DMARC aggregate reports from files into the store.
  *
- * Owns cli_dmarc_parse and cli_dmarc_import.  Both take files and
+ * Owns cli_dmarc_parse, cli_dmarc_import and cli_dmarc_summary.  The
+ * first two take files and
  * directories (walked recursively, in name order) holding reports as XML,
  * gzip, zip or whole report mails; the module dmarc/ finds the reports.
  * parse only reads and prints, one report at a time; import stores each
@@ -11,12 +12,17 @@
  * the reason, in the store's bucket of invalid reports.  A progress line
  * is drawn on a terminal.
  *
+ * summary reads the stored reports back through dmarc/summary.c, with
+ * the sources named in dmarc_own_sources and delivery_source and the
+ * selectors of the key store counted as the operator's own.
+ *
  * Exit status: 0 when every payload was read (or skipped as a duplicate),
  * 1 when any was refused (the rest is still read), 2 usage, 3 when the
  * store fails.
  */
 #include "cli.h"
 #include "dmarc/report.h"
+#include "dmarc/summary.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -410,4 +416,342 @@ int
 cli_dmarc_import(const cli_globals *globals, int argc, char **argv)
 {
     return reports_main(globals, argc, argv, true);
+}
+
+/* ------------------------------------------------------------------------
+ * The summary.
+ */
+
+/* What decides ownership: the configured sources, the key store's keys. */
+struct summary_owner {
+    sp_dmarc_sources *sources;
+    sp_store_key *keys;
+    size_t n_keys;
+};
+
+static bool
+summary_own_source(void *arg, const char *ip)
+{
+    const struct summary_owner *owner = arg;
+
+    return sp_dmarc_sources_match(owner->sources, ip);
+}
+
+static bool
+summary_own_selector(void *arg, const char *domain, const char *selector)
+{
+    const struct summary_owner *owner = arg;
+
+    for (size_t i = 0; i < owner->n_keys; i++)
+        if (strcasecmp(owner->keys[i].domain, domain) == 0 &&
+            strcmp(owner->keys[i].selector, selector) == 0)
+            return true;
+    return false;
+}
+
+/* sp_store_dmarc_row_fn: into the summary. */
+static void
+summary_take(void *arg, const sp_store_dmarc_row *row)
+{
+    sp_dmarc_summary_add(arg, row);
+}
+
+static int
+summary_usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: sealpost dmarc summary [--since DATE|DURATION] [--top N] "
+            "[--json] [DOMAIN]\n"
+            "\n"
+            "What the stored aggregate reports say of each domain (or of "
+            "DOMAIN):\nmessages by receiver and by source address, DKIM "
+            "results by selector,\naligned DKIM and SPF, dispositions and "
+            "the reasons for overrides, and\nwhether p=quarantine would "
+            "spare the mail of the own sources\n(dmarc_own_sources, "
+            "delivery_source).\n"
+            "\n"
+            "  --since T  reports ending at T or later: 2026-11-01, or a "
+            "duration\n             back from now (30d)\n"
+            "  --top N    sources shown per domain (20; 0: all; JSON has "
+            "all)\n"
+            "  --json     the summary as one JSON document\n");
+    return status;
+}
+
+/* --since: YYYY-MM-DD (UTC) or a duration back from now. */
+static bool
+summary_since(const char *text, int64_t *since)
+{
+    struct tm date = {0};
+    const char *end = strptime(text, "%Y-%m-%d", &date);
+    int64_t back;
+
+    if (end != NULL && *end == '\0') {
+        *since = (int64_t)timegm(&date);
+        return true;
+    }
+    if (!cli_parse_duration(text, &back))
+        return false;
+    *since = (int64_t)time(NULL) - back;
+    return true;
+}
+
+static double
+summary_rate(json_t *object, const char *part, const char *whole)
+{
+    json_int_t of = json_integer_value(json_object_get(object, whole));
+
+    return of > 0
+               ? 100.0 *
+                     (double)json_integer_value(json_object_get(object, part)) /
+                     (double)of
+               : 0.0;
+}
+
+static void
+summary_print_counts(const char *label, json_t *counts)
+{
+    const char *key;
+    json_t *value;
+
+    printf("%s", label);
+    json_object_foreach(counts, key, value)
+        printf(" %s %" JSON_INTEGER_FORMAT, key, json_integer_value(value));
+    putchar('\n');
+}
+
+static void
+summary_print_selector(const char *indent, json_t *selector)
+{
+    json_int_t unsupported =
+        json_integer_value(json_object_get(selector, "unsupported"));
+    const char *name = json_string_value(json_object_get(selector, "selector"));
+
+    printf("%s%s %s (%s): %" JSON_INTEGER_FORMAT
+           " messages, pass %.1f%%, aligned pass %.1f%%",
+           indent, json_string_value(json_object_get(selector, "domain")),
+           name != NULL ? name : "(no selector)",
+           json_is_true(json_object_get(selector, "own")) ? "ours"
+                                                          : "third party",
+           json_integer_value(json_object_get(selector, "messages")),
+           summary_rate(selector, "pass", "messages"),
+           summary_rate(selector, "aligned_pass", "messages"));
+    if (unsupported > 0)
+        printf(", not verifiable while another signature passed: "
+               "%" JSON_INTEGER_FORMAT " (a receiver without its algorithm)",
+               unsupported);
+    putchar('\n');
+}
+
+static void
+summary_print_domain(json_t *domain, size_t top)
+{
+    char first[16] = "?", last[16] = "?";
+    time_t from = (time_t)json_integer_value(json_object_get(domain, "first"));
+    time_t to = (time_t)json_integer_value(json_object_get(domain, "last"));
+    json_t *advice = json_object_get(domain, "advice");
+    json_t *item;
+    struct tm tm;
+    size_t i;
+
+    if (gmtime_r(&from, &tm) != NULL)
+        strftime(first, sizeof(first), "%Y-%m-%d", &tm);
+    if (gmtime_r(&to, &tm) != NULL)
+        strftime(last, sizeof(last), "%Y-%m-%d", &tm);
+    printf("%s: %" JSON_INTEGER_FORMAT " reports from %zu receivers, %s to "
+           "%s (UTC)\n",
+           json_string_value(json_object_get(domain, "domain")),
+           json_integer_value(json_object_get(domain, "reports")),
+           json_array_size(json_object_get(domain, "reporters")), first, last);
+    printf("  %" JSON_INTEGER_FORMAT " messages: DMARC pass %.1f%%, aligned "
+           "DKIM %.1f%%, aligned SPF %.1f%%\n",
+           json_integer_value(json_object_get(domain, "messages")),
+           summary_rate(domain, "dmarc_pass", "messages"),
+           summary_rate(domain, "dkim_aligned_pass", "messages"),
+           summary_rate(domain, "spf_aligned_pass", "messages"));
+    summary_print_counts("  dispositions:",
+                         json_object_get(domain, "dispositions"));
+    json_array_foreach(json_object_get(domain, "reporters"), i, item)
+        printf("  receiver %s: %" JSON_INTEGER_FORMAT " reports, "
+               "%" JSON_INTEGER_FORMAT " messages\n",
+               json_string_value(json_object_get(item, "org_name")),
+               json_integer_value(json_object_get(item, "reports")),
+               json_integer_value(json_object_get(item, "messages")));
+
+    printf("  sources, most messages first:\n");
+    json_array_foreach(json_object_get(domain, "sources"), i, item) {
+        json_t *selector;
+        size_t k;
+
+        if (top > 0 && i == top) {
+            printf("    and %zu more (--top 0 shows every source)\n",
+                   json_array_size(json_object_get(domain, "sources")) - top);
+            break;
+        }
+        printf("    %-39s %-7s %8" JSON_INTEGER_FORMAT
+               " messages, DMARC %5.1f%%, aligned DKIM %5.1f%%, aligned SPF "
+               "%5.1f%%\n",
+               json_string_value(json_object_get(item, "ip")),
+               json_is_true(json_object_get(item, "own")) ? "ours" : "foreign",
+               json_integer_value(json_object_get(item, "messages")),
+               summary_rate(item, "dmarc_pass", "messages"),
+               summary_rate(item, "dkim_aligned_pass", "messages"),
+               summary_rate(item, "spf_aligned_pass", "messages"));
+        json_array_foreach(json_object_get(item, "selectors"), k, selector)
+            summary_print_selector("      ", selector);
+    }
+    printf("  DKIM selectors:\n");
+    json_array_foreach(json_object_get(domain, "selectors"), i, item)
+        summary_print_selector("    ", item);
+    json_array_foreach(json_object_get(domain, "overrides"), i, item)
+        printf("  override %s%s%s: %" JSON_INTEGER_FORMAT " messages\n",
+               json_string_length(json_object_get(item, "type"))
+                   ? json_string_value(json_object_get(item, "type"))
+                   : "(no type)",
+               json_string_length(json_object_get(item, "comment")) ? ", " : "",
+               json_string_value(json_object_get(item, "comment")),
+               json_integer_value(json_object_get(item, "messages")));
+    printf("  advice: %s\n",
+           json_string_value(json_object_get(advice, "reason")));
+    json_array_foreach(json_object_get(advice, "own_failing"), i, item)
+        printf("    own source %s failed aligned DKIM for "
+               "%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               " messages\n",
+               json_string_value(json_object_get(item, "ip")),
+               json_integer_value(json_object_get(item, "dkim_aligned_fail")),
+               json_integer_value(json_object_get(item, "messages")));
+    json_array_foreach(json_object_get(advice, "foreign_failing"), i, item)
+        if (top == 0 || i < top)
+            printf(
+                "    foreign source %s failed DMARC for %" JSON_INTEGER_FORMAT
+                " messages: p=quarantine would quarantine them\n",
+                json_string_value(json_object_get(item, "ip")),
+                json_integer_value(json_object_get(item, "dmarc_fail")));
+}
+
+/* delivery_source and dmarc_own_sources, as one list. */
+static int
+summary_sources(const sp_config *config, sp_dmarc_sources **out, sp_error *err)
+{
+    const char **items;
+    size_t count = 0;
+    char *copy =
+        sp_strndup(config->delivery_source, strlen(config->delivery_source));
+    char *word, *rest = NULL;
+    int rc;
+
+    items = sp_calloc(config->dmarc_own_sources.count + 64, sizeof(*items));
+    if (items == NULL || copy == NULL) {
+        sp_free(items);
+        sp_free(copy);
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < config->dmarc_own_sources.count; i++)
+        items[count++] = config->dmarc_own_sources.items[i];
+    for (word = strtok_r(copy, ", \t", &rest);
+         word != NULL && count < config->dmarc_own_sources.count + 64;
+         word = strtok_r(NULL, ", \t", &rest))
+        items[count++] = word;
+    rc = sp_dmarc_sources_parse(items, count, out, err);
+    sp_free(items);
+    sp_free(copy);
+    return rc;
+}
+
+int
+cli_dmarc_summary(const cli_globals *globals, int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"since", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"top", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct summary_owner owner = {0};
+    int64_t top = 20;
+    sp_dmarc_ownership ownership = {summary_own_source, summary_own_selector,
+                                    &owner};
+    sp_dmarc_summary *summary = NULL;
+    sp_store *store = NULL;
+    const char *domain = NULL;
+    int64_t since = 0;
+    bool json = false;
+    sp_config config;
+    json_t *document;
+    sp_error err;
+    int option, rc;
+
+    optind = 0;
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (option) {
+        case 's':
+            if (!summary_since(optarg, &since)) {
+                fprintf(stderr,
+                        "sealpost: --since %s: a date (2026-11-01) "
+                        "or a duration (30d)\n",
+                        optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 't':
+            if (!cli_parse_number(optarg, 0, 1000000000, &top)) {
+                fprintf(stderr, "sealpost: --top %s: a number\n", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'h':
+            return summary_usage(stdout, CLI_OK);
+        default:
+            return summary_usage(stderr, CLI_USAGE);
+        }
+    }
+    if (argc - optind > 1)
+        return summary_usage(stderr, CLI_USAGE);
+    if (optind < argc)
+        domain = argv[optind];
+
+    rc = cli_config(globals, &config);
+    if (rc != CLI_OK)
+        return rc;
+    if (summary_sources(&config, &owner.sources, &err) != SP_OK ||
+        sp_store_open(config.data_dir, &store, &err) != SP_OK ||
+        sp_store_key_list(store, NULL, &owner.keys, &owner.n_keys, &err) !=
+            SP_OK ||
+        (summary = sp_dmarc_summary_new(&ownership)) == NULL ||
+        sp_store_dmarc_rows(store, domain, since, summary_take, summary,
+                            &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        rc = CLI_RUNTIME;
+    }
+
+    if (rc == CLI_OK) {
+        document = sp_dmarc_summary_json(summary);
+        if (json) {
+            json_dumpf(document, stdout, JSON_INDENT(2));
+            putchar('\n');
+        } else if (json_array_size(json_object_get(document, "domains")) == 0) {
+            printf("no aggregate report stored%s%s\n", domain ? " for " : "",
+                   domain ? domain : "");
+        } else {
+            json_t *item;
+            size_t i;
+
+            json_array_foreach(json_object_get(document, "domains"), i, item)
+                summary_print_domain(item, (size_t)top);
+        }
+        if (json_array_size(json_object_get(document, "domains")) == 0)
+            rc = CLI_NEGATIVE;
+        json_decref(document);
+    }
+    sp_dmarc_summary_free(summary);
+    sp_store_keys_free(owner.keys, owner.n_keys);
+    sp_dmarc_sources_free(owner.sources);
+    if (store != NULL)
+        sp_store_close(store);
+    sp_config_free(&config);
+    return rc;
 }

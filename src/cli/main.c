@@ -71,6 +71,8 @@ static const struct cli_command commands[] = {
      "read aggregate reports and print them"},
     {"dmarc", "import", cli_dmarc_import,
      "store aggregate reports (XML, gzip, zip, mails)"},
+    {"dmarc", "summary", cli_dmarc_summary,
+     "how receivers judged each domain's mail, with advice"},
 };
 
 static void

@@ -7,6 +7,7 @@
  * sp_config_check, where each refusal names the settings and the values.
  */
 #include "config.h"
+#include "dmarc/summary.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -91,6 +92,7 @@ static const struct config_row config_table[] = {
     ROW(dns_update_server, CONFIG_STRING, ""),
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),
+    ROW(dmarc_own_sources, CONFIG_LIST, ""),
 };
 
 #undef ROW
@@ -438,6 +440,17 @@ sp_config_check(const sp_config *config, sp_error *err)
                               "dkim_testing_domains: %.80s is not in "
                               "dkim_domains",
                               config->dkim_testing_domains.items[i]);
+    if (config->dmarc_own_sources.count > 0) {
+        sp_dmarc_sources *sources;
+        sp_error why;
+
+        if (sp_dmarc_sources_parse(
+                (const char *const *)config->dmarc_own_sources.items,
+                config->dmarc_own_sources.count, &sources, &why) != SP_OK)
+            return sp_err_set(err, SP_EINVAL, "dmarc_own_sources: %s",
+                              why.text);
+        sp_dmarc_sources_free(sources);
+    }
     return SP_OK;
 }
 

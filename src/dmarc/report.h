@@ -115,6 +115,30 @@ typedef struct sp_dmarc_report {
 void sp_dmarc_report_free(sp_dmarc_report *report);
 
 /*
+ * One record of a stored report with what its report says around it, as
+ * the store hands records back and summaries read them.  Absent values
+ * are NULL; the pointers belong to whoever hands the view over.
+ */
+typedef struct sp_dmarc_record_view {
+    const char *domain;    /* the report's policy_published domain */
+    const char *org_name;  /* the receiver that sent the report */
+    const char *report_id; /* the receiver's id of the report */
+    int64_t begin;         /* the report's date range, seconds */
+    int64_t end;
+    const char *source_ip; /* the record: the sending address */
+    int64_t count;         /* messages */
+    const char *disposition;
+    const char *dkim; /* the aligned DKIM verdict */
+    const char *spf;  /* the aligned SPF verdict */
+    const char *header_from;
+    const char *reasons_json;          /* a JSON array of {"type", "comment"} */
+    const sp_dmarc_dkim *dkim_results; /* one per signature judged */
+    size_t n_dkim;
+    const sp_dmarc_spf *spf_results; /* one per SPF check */
+    size_t n_spf;
+} sp_dmarc_record_view;
+
+/*
  * The report as a JSON object in the shape of its XML: report_metadata,
  * policy_published, record (each with row, identifiers, auth_results),
  * plus format, messages, flags (their names) and notes.  Absent values

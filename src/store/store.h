@@ -311,29 +311,8 @@ int sp_store_dmarc_refuse(sp_store *store, const char *source,
                           const char *reason, int64_t size, int64_t refused,
                           sp_error *err);
 
-/*
- * One stored record with what its report says around it.  Absent values
- * are NULL; every pointer is the store's and valid only during the call
- * it is handed to.
- */
-typedef struct sp_store_dmarc_row {
-    const char *domain;    /* the report's policy_published domain */
-    const char *org_name;  /* the receiver that sent the report */
-    const char *report_id; /* the receiver's id of the report */
-    int64_t begin;         /* the report's date range, seconds */
-    int64_t end;
-    const char *source_ip; /* the record: the sending address */
-    int64_t count;         /* messages */
-    const char *disposition;
-    const char *dkim; /* the aligned DKIM verdict */
-    const char *spf;  /* the aligned SPF verdict */
-    const char *header_from;
-    const char *reasons_json;          /* a JSON array of {"type", "comment"} */
-    const sp_dmarc_dkim *dkim_results; /* one per signature judged */
-    size_t n_dkim;
-    const sp_dmarc_spf *spf_results; /* one per SPF check */
-    size_t n_spf;
-} sp_store_dmarc_row;
+/* One stored record with its report's context (dmarc/report.h). */
+typedef sp_dmarc_record_view sp_store_dmarc_row;
 
 typedef void sp_store_dmarc_row_fn(void *arg, const sp_store_dmarc_row *row);
 
