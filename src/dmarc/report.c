@@ -770,25 +770,32 @@ xml_feed(sp_dmarc_parser *parser, const char *data, size_t len, bool final)
     return SP_OK;
 }
 
-/* The first bytes other than blanks and a byte order mark must be '<'. */
-static void
+/*
+ * Before the document: a UTF-8 byte order mark and blanks are dropped
+ * (expat takes neither before the XML declaration, but reports come with
+ * both), and the first byte after them must be '<', or the start of
+ * UTF-16.  Returns how many bytes of data to drop.
+ */
+static size_t
 check_start(sp_dmarc_parser *parser, const unsigned char *data, size_t len)
 {
     char shown[40];
-    size_t i = 0, n = 0;
+    size_t i = 0, n = 0, start;
 
-    while (i < len && strchr(" \t\r\n", data[i]) != NULL && data[i] != 0)
+    if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF)
+        i = 3;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' ||
+                       data[i] == '\n'))
         i++;
-    if (i < len && data[i] == 0xEF && len - i >= 3 && data[i + 1] == 0xBB &&
-        data[i + 2] == 0xBF)
-        i += 3;
     if (i == len)
-        return;
+        return len;
     parser->began = true;
-    if (data[i] == '<' || data[i] == 0 || data[i] == 0xFE || data[i] == 0xFF)
-        return;
+    if (data[i] == '<')
+        return i;
+    if (data[i] == 0 || data[i] == 0xFE || data[i] == 0xFF)
+        return 0;
 
-    for (; i < len && n + 1 < sizeof(shown) && n < 24; i++)
+    for (start = i; i < len && n + 1 < sizeof(shown) && n < 24; i++)
         shown[n++] = (data[i] >= 0x20 && data[i] < 0x7F) ? (char)data[i] : '.';
     shown[n] = '\0';
     parser->failed = SP_ESYNTAX;
@@ -796,6 +803,7 @@ check_start(sp_dmarc_parser *parser, const unsigned char *data, size_t len)
                "not an aggregate report: the payload is not XML (it begins "
                "\"%s\")",
                shown);
+    return start;
 }
 
 int
@@ -804,8 +812,12 @@ sp_dmarc_parser_feed(sp_dmarc_parser *parser, const void *data, size_t len,
 {
     int rc;
 
-    if (parser->failed == SP_OK && !parser->began)
-        check_start(parser, data, len);
+    if (parser->failed == SP_OK && !parser->began) {
+        size_t skip = check_start(parser, data, len);
+
+        data = (const char *)data + skip;
+        len -= skip;
+    }
     if (parser->failed != SP_OK) {
         sp_err_set(err, parser->failed, "%s", parser->err.text);
         return parser->failed;

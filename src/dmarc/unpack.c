@@ -291,7 +291,11 @@ read_once(reader *rd, stream_fn *stream, const void *data, size_t len,
         rc = sp_dmarc_parser_finish(pl.parser, out, repairable, &pl.err);
     sp_dmarc_parser_free(pl.parser);
     if (rc != SP_OK) {
-        *refusal = pl.err;
+        if (pl.cut_short)
+            sp_err_set(refusal, rc, "the compressed data ends early: %s",
+                       pl.err.text);
+        else
+            *refusal = pl.err;
         return rc;
     }
     if (pl.cut_short) {
