@@ -38,6 +38,8 @@
 
 #define REPORTS_MAX_FILE   ((size_t)64 << 20) /* octets read from one file */
 #define REPORTS_PROGRESS_S 0.1                /* between progress lines */
+#define REPORTS_BATCH      1000 /* reports per store transaction */
+#define REPORTS_BATCH_S    1.0  /* seconds a transaction stays open */
 
 /* One run over the files. */
 struct reports_run {
@@ -52,7 +54,10 @@ struct reports_run {
     size_t read, duplicates, refused;
     uint64_t records, messages;
     bool store_failed;
-    bool progress; /* stderr is a terminal */
+    bool batch_open;      /* a store transaction holds what came since */
+    size_t batch_reports; /* reports and refusals in it */
+    double batch_since;   /* when it began */
+    bool progress;        /* stderr is a terminal */
     double progress_at;
 };
 
@@ -154,6 +159,47 @@ reports_walk(struct reports_files *files, const char *path, int depth)
 }
 
 /* ------------------------------------------------------------------------
+ * Store transactions: many reports to one commit, for speed, and none
+ * open for long, since sealpostd writes to the same store.
+ */
+
+/* Commit what the open batch holds; then open the next when again. */
+static void
+reports_commit(struct reports_run *run, bool again)
+{
+    sp_error err;
+
+    if (run->batch_open &&
+        sp_store_dmarc_batch_end(run->store, true, &err) != SP_OK) {
+        fprintf(stderr,
+                "sealpost: %s; the last %zu reports read were not stored\n",
+                err.text, run->batch_reports);
+        run->store_failed = true;
+    }
+    run->batch_open = false;
+    run->batch_reports = 0;
+    if (!again || run->store_failed)
+        return;
+    if (sp_store_dmarc_batch_begin(run->store, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        run->store_failed = true;
+        return;
+    }
+    run->batch_open = true;
+    run->batch_since = reports_now();
+}
+
+/* After each file: commit once the batch is big or old enough. */
+static void
+reports_maybe_commit(struct reports_run *run)
+{
+    if (run->store != NULL &&
+        (run->batch_reports >= REPORTS_BATCH ||
+         reports_now() - run->batch_since >= REPORTS_BATCH_S))
+        reports_commit(run, true);
+}
+
+/* ------------------------------------------------------------------------
  * Reporting what happened.
  */
 
@@ -235,9 +281,10 @@ reports_refuse(struct reports_run *run, const char *part, const char *reason)
     reports_say(run, part, "refused", NULL, reason);
     if (run->store == NULL)
         return;
+    run->batch_reports++;
     snprintf(source, sizeof(source), "%s%s%s", run->file, part[0] ? ": " : "",
              part);
-    if (sp_store_dmarc_refuse(run->store, source, reason,
+    if (sp_store_dmarc_refuse(run->store, source, reason, NULL,
                               (int64_t)run->file_size, (int64_t)time(NULL),
                               &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
@@ -265,6 +312,7 @@ reports_found(void *arg, const char *part, sp_dmarc_report *report,
         return;
     }
 
+    run->batch_reports++;
     rc = sp_store_dmarc_add(run->store, report, run->file, (int64_t)time(NULL),
                             NULL, &err);
     if (rc == SP_OK) {
@@ -373,6 +421,8 @@ reports_main(const cli_globals *globals, int argc, char **argv, bool import)
     run.files_total = files.count;
     run.bytes_total = files.bytes;
     run.progress = !run.json && isatty(STDERR_FILENO);
+    if (run.store != NULL)
+        reports_commit(&run, true);
     for (size_t i = 0; rc == CLI_OK && i < files.count && !run.store_failed;
          i++) {
         struct stat info;
@@ -382,7 +432,10 @@ reports_main(const cli_globals *globals, int argc, char **argv, bool import)
         if (stat(files.paths[i], &info) == 0)
             run.bytes_done += (uint64_t)info.st_size;
         reports_progress(&run, false);
+        reports_maybe_commit(&run);
     }
+    if (run.store != NULL)
+        reports_commit(&run, false);
     reports_progress(&run, true);
 
     if (import && run.store != NULL) {

@@ -93,6 +93,7 @@ static const struct config_row config_table[] = {
     ROW(dns_update_tsig, CONFIG_STRING, ""),
     ROW(dns_update_zone, CONFIG_STRING, ""),
     ROW(dmarc_own_sources, CONFIG_LIST, ""),
+    ROW(dmarc_report_addresses, CONFIG_LIST, ""),
 };
 
 #undef ROW
@@ -450,6 +451,17 @@ sp_config_check(const sp_config *config, sp_error *err)
             return sp_err_set(err, SP_EINVAL, "dmarc_own_sources: %s",
                               why.text);
         sp_dmarc_sources_free(sources);
+    }
+    for (size_t i = 0; i < config->dmarc_report_addresses.count; i++) {
+        const char *address = config->dmarc_report_addresses.items[i];
+        const char *at = strrchr(address, '@');
+
+        if (at == NULL || at == address || at[1] == '\0' ||
+            strpbrk(address, "<>\" ") != NULL)
+            return sp_err_set(err, SP_EINVAL,
+                              "dmarc_report_addresses: \"%.80s\" is not an "
+                              "address (local@domain)",
+                              address);
     }
     return SP_OK;
 }

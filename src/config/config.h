@@ -98,8 +98,10 @@ typedef struct sp_config {
     char *dns_update_server; /* "ADDR@PORT" taking RFC 2136 updates, or "" */
     char *dns_update_tsig;   /* "ALGORITHM:NAME:BASE64SECRET", or "" */
     char *dns_update_zone;   /* zone to update; "" means the domain */
-    sp_config_list dmarc_own_sources; /* addresses and networks whose mail
-                                         is ours in DMARC summaries */
+    sp_config_list dmarc_own_sources;      /* addresses and networks whose mail
+                                              is ours in DMARC summaries */
+    sp_config_list dmarc_report_addresses; /* mail to these is read as
+                                              aggregate reports */
 } sp_config;
 
 /*

@@ -11,6 +11,10 @@
  * answers 451 or 452, a message that cannot be signed (no From, or two)
  * 550, and the session goes on.  Also owns smtp__conn_refused: the
  * policy_rejection events of sealpost's own refusals.
+ *
+ * Mail to the DMARC report addresses takes another way: unsigned and
+ * unqueued, it goes to the report thread (reports.c), and the client
+ * hears 250 once the store has the reports, or 451 if it could not.
  */
 #include "smtp_int.h"
 
@@ -26,6 +30,7 @@ struct accept_result {
     struct smtp_conn *conn;
     int rc;
     bool refused; /* sealpost's own 553 for this key: why says it */
+    bool report;  /* mail to the report addresses: why says what it held */
     char id[SP_QUEUE_ID_SIZE];
     char why[320];
 };
@@ -199,6 +204,42 @@ smtp__conn_refused(const struct smtp_conn *conn,
     smtp__refused_events(conn->smtp->deps.queue, &origin, reply);
 }
 
+/* A connection whose client left, once its message is answered. */
+static void
+accept_free_gone(struct smtp_conn *conn, struct accept_result *result)
+{
+    sp_smtp_session_free(conn->session);
+    sp_buf_free(&conn->out);
+    sp_free(conn);
+    sp_free(result);
+}
+
+/* On the loop: the verdict on mail to the report addresses. */
+static void
+accept_report_finish(struct smtp_conn *conn, struct accept_result *result)
+{
+    sp_smtp_reply reply;
+
+    if (conn->gone) {
+        accept_free_gone(conn, result);
+        return;
+    }
+    if (result->rc == SP_OK) {
+        sp_smtp_reply_set(&reply, 250, "2.0.0",
+                          "Ok: DMARC report mail %s taken: %.200s", result->id,
+                          result->why);
+        conn->messages++;
+        sp_log_info("dmarc_mail queue_id=%s client=%s size=%zu result=\"%s\"",
+                    result->id, conn->ip, conn->size, result->why);
+    } else {
+        sp_smtp_reply_set(&reply, 451, "4.3.0",
+                          "could not store the report; try again later");
+    }
+    sp_free(result);
+    smtp__conn_next(conn,
+                    sp_smtp_session_done(conn->session, &reply, &conn->out));
+}
+
 /* On the loop: give the session its verdict, or free a gone connection. */
 static void
 accept_finish(void *arg)
@@ -208,16 +249,17 @@ accept_finish(void *arg)
     sp_smtp_reply reply;
 
     conn->submitting = false;
+    if (result->report) {
+        accept_report_finish(conn, result);
+        return;
+    }
     if (conn->gone) {
         /* The client left; a message stored is ours all the same. */
         if (result->rc == SP_OK) {
             accept_log(conn, conn->envelope, result->id, conn->size);
             accept_deliver(conn, conn->envelope, result->id);
         }
-        sp_smtp_session_free(conn->session);
-        sp_buf_free(&conn->out);
-        sp_free(conn);
-        sp_free(result);
+        accept_free_gone(conn, result);
         return;
     }
     if (result->rc == SP_OK) {
@@ -261,6 +303,23 @@ accept_post(struct smtp_conn *conn, int rc, bool refused, const char *id,
     result->refused = refused;
     snprintf(result->id, sizeof(result->id), "%s", id);
     snprintf(result->why, sizeof(result->why), "%s", why);
+    daemon_mailbox_post(conn->mailbox, accept_finish, result);
+}
+
+/* The report thread's answer: hand over to the loop. */
+static void
+accept_report_taken(void *arg, int rc, const char *summary)
+{
+    struct smtp_conn *conn = arg;
+    struct accept_result *result = sp_calloc(1, sizeof(*result));
+
+    if (result == NULL)
+        return; /* logged by the session's timeout; see mailbox.c */
+    result->conn = conn;
+    result->rc = rc;
+    result->report = true;
+    snprintf(result->id, sizeof(result->id), "%s", conn->queue_id);
+    snprintf(result->why, sizeof(result->why), "%s", summary);
     daemon_mailbox_post(conn->mailbox, accept_finish, result);
 }
 
@@ -414,6 +473,22 @@ smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
     conn->envelope = envelope;
     conn->size = data->len;
     sp_queue_new_id(conn->smtp->deps.queue, conn->queue_id);
+
+    /* Report mail: every recipient is a report address (see smtp_conn.c). */
+    if (envelope->recipient_count > 0 &&
+        daemon_reports_address(conn->smtp->deps.config,
+                               envelope->recipients[0])) {
+        char source[160];
+
+        sp_free(job);
+        snprintf(source, sizeof(source), "mail %s from <%.60s> [%.45s]",
+                 conn->queue_id, envelope->sender, conn->ip);
+        if (daemon_reports_submit(conn->smtp->deps.reports, data->data,
+                                  data->len, source, accept_report_taken,
+                                  conn) != SP_OK)
+            accept_report_taken(conn, SP_ENOMEM, "out of memory");
+        return;
+    }
 
     /* The header once, for the fields to add and what events carry. */
     end = sp_mail_header_end(data->data, data->len, &scanned);

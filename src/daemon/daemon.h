@@ -14,6 +14,7 @@
  *   dsn.c         daemon_dsn_*: bounce messages to senders (RFC 3464)
  *   event_pump.c  daemon_event_pump_*: events from the spool to the store
  *   webhooks.c    daemon_webhooks_*: events POSTed to their endpoints
+ *   reports.c     daemon_reports_*: DMARC reports taken in by mail
  */
 #ifndef SP_DAEMON_H
 #define SP_DAEMON_H
@@ -325,6 +326,38 @@ struct daemon_webhooks *daemon_webhooks_start(const sp_config *config,
 void daemon_webhooks_stop(struct daemon_webhooks *hooks);
 
 /* What the SMTP service uses, borrowed from the daemon. */
+/*
+ * DMARC aggregate reports by mail (reports.c): mail to the addresses of
+ * dmarc_report_addresses is stored as reports by a thread of its own.
+ */
+struct daemon_reports;
+
+/* Whether recipient is one of dmarc_report_addresses (any case). */
+bool daemon_reports_address(const sp_config *config, const char *recipient);
+
+/* Start the thread, with its own store connection; SP_OK or err. */
+int daemon_reports_start(const sp_config *config, struct daemon_reports **out,
+                         sp_error *err);
+
+/*
+ * The answer for one message, on the report thread: rc is SP_OK once the
+ * store has it (reports, or the message in the invalid bucket), summary
+ * says what it held.
+ */
+typedef void daemon_reports_done_fn(void *arg, int rc, const char *summary);
+
+/*
+ * Hand over a message (copied) received for report addresses; source
+ * names it in the store.  done is called exactly once, on the report
+ * thread.  SP_ENOMEM, and then done is not called.
+ */
+int daemon_reports_submit(struct daemon_reports *reports, const char *data,
+                          size_t len, const char *source,
+                          daemon_reports_done_fn *done, void *arg);
+
+/* Take the messages in hand, then stop the thread.  NULL is ignored. */
+void daemon_reports_stop(struct daemon_reports *reports);
+
 struct daemon_smtp_deps {
     const sp_config *config;
     struct event_base *base;
@@ -334,6 +367,7 @@ struct daemon_smtp_deps {
     struct daemon_signer *signer; /* DKIM at acceptance */
     const char *hostname;
     struct daemon_deliver *deliver; /* told of each stored message */
+    struct daemon_reports *reports; /* mail to the report addresses */
 };
 
 struct daemon_smtp;

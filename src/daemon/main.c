@@ -53,6 +53,7 @@ struct daemon {
     struct daemon_dkim dkim;
     sp_queue *queue;                       /* the spool */
     struct daemon_signer *signer;          /* DKIM signing threads */
+    struct daemon_reports *reports;        /* DMARC report mail thread */
     struct event *tally_timer;             /* writes the signer's tally */
     struct daemon_mailbox mailbox;         /* answers from the spool's thread */
     struct daemon_smtp *smtp;              /* the submission server */
@@ -276,8 +277,8 @@ raise_file_limit(const sp_config *config)
 }
 
 /*
- * The spool, the mailbox its answers come through, the signer, and the
- * listeners.
+ * The spool, the mailbox its answers come through, the signer, the
+ * report thread, and the listeners.
  */
 static void
 start_smtp(struct daemon *daemon)
@@ -296,8 +297,13 @@ start_smtp(struct daemon *daemon)
              config->data_dir, config->events_retention, &err)) == NULL ||
         daemon_mailbox_init(&daemon->mailbox, daemon->base, &err) != SP_OK ||
         daemon_signer_start(config, daemon->keys, &daemon->signer, &err) !=
-            SP_OK)
+            SP_OK ||
+        daemon_reports_start(config, &daemon->reports, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
+    for (size_t i = 0; i < config->dmarc_report_addresses.count; i++)
+        sp_log_info("dmarc_report_address address=%s note=\"its mail is "
+                    "stored as DMARC reports, never relayed\"",
+                    config->dmarc_report_addresses.items[i]);
 
     /* A key retires only once no spooled message carries its signature. */
     sp_keys_set_queued(daemon->keys, sp_queue_keys_queued, daemon->queue);
@@ -334,6 +340,7 @@ start_smtp(struct daemon *daemon)
         .signer = daemon->signer,
         .hostname = daemon->hostname,
         .deliver = daemon->deliver,
+        .reports = daemon->reports,
     };
     if (daemon_smtp_start(&deps, &daemon->smtp, &err) != SP_OK)
         sp_log_fatal(3, "startup error=\"%s\"", err.text);
@@ -421,6 +428,7 @@ shutdown_daemon(struct daemon *daemon)
     daemon_deliver_stop(daemon->deliver);
     event_free(daemon->tally_timer);
     daemon_signer_stop(daemon->signer, sp_keys_store(daemon->keys));
+    daemon_reports_stop(daemon->reports);
     sp_queue_close(daemon->queue);
     daemon_event_pump_stop(daemon->events_pump);
     daemon_mailbox_free(&daemon->mailbox);

@@ -333,6 +333,35 @@ conn_mail(void *arg, const sp_smtp_envelope *envelope, sp_smtp_reply *reply)
     }
 }
 
+/*
+ * A report address takes a message of its own: its mail is stored as
+ * reports, the rest is relayed, and one message cannot be both.  The
+ * client is told to send the other recipients again (RFC 5321 3.3).
+ */
+static void
+conn_rcpt(void *arg, const sp_smtp_envelope *envelope, const char *recipient,
+          sp_smtp_reply *reply)
+{
+    struct smtp_conn *conn = arg;
+    const sp_config *config = conn->smtp->deps.config;
+
+    if (envelope->recipient_count > 0 &&
+        daemon_reports_address(config, envelope->recipients[0]) !=
+            daemon_reports_address(config, recipient))
+        sp_smtp_reply_set(reply, 452, "4.5.3",
+                          "a DMARC report address takes mail of its own; "
+                          "send to this recipient separately");
+}
+
+/* Report addresses take mail without AUTH: other servers send reports. */
+static bool
+conn_open_recipient(void *arg, const char *recipient)
+{
+    struct smtp_conn *conn = arg;
+
+    return daemon_reports_address(conn->smtp->deps.config, recipient);
+}
+
 void
 smtp__conn_open(struct smtp_listener *listener, evutil_socket_t fd,
                 const char *ip)
@@ -389,7 +418,11 @@ smtp__conn_open(struct smtp_listener *listener, evutil_socket_t fd,
         .arg = conn,
         .authenticate = conn_authenticate,
         .mail = conn_mail,
+        .rcpt = conn_rcpt,
         .message = smtp__accept,
+        .open_recipient = config->dmarc_report_addresses.count > 0
+                              ? conn_open_recipient
+                              : NULL,
     };
     if (sp_smtp_session_new(&smtp->limits, &context, &callbacks, &conn->session,
                             &conn->out, &err) != SP_OK) {

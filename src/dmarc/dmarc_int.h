@@ -34,17 +34,29 @@ typedef struct dmarc_repair {
     unsigned long bytes_line;  /* first byte repair, 0 if none */
     size_t markup_repairs;
     size_t byte_repairs;
+    /* Where the repairs of the last call sit in its output: offset * 2,
+     * plus 1 for a byte repair, so that a parser which stops reading
+     * can take back the ones it never read. */
+    size_t *marks;
+    size_t n_marks, marks_cap;
 } dmarc_repair;
 
 void dmarc__repair_init(dmarc_repair *repair);
 void dmarc__repair_clear(dmarc_repair *repair);
 
 /*
- * Take len bytes of the document and append what can be decided to out;
- * with final set, everything left is decided (an open '<' at the end is
- * escaped).  SP_ENOMEM only.
+ * Take len bytes of the document and append what can be decided to out,
+ * which must be empty (marks are offsets into it); with final set,
+ * everything left is decided (an open '<' at the end is escaped).
+ * SP_ENOMEM only.
  */
 int dmarc__repair_feed(dmarc_repair *repair, const void *data, size_t len,
                        bool final, sp_buf *out);
+
+/*
+ * The reader stopped at offset stop of the last call's output: forget the
+ * repairs from there on.
+ */
+void dmarc__repair_unread(dmarc_repair *repair, size_t stop);
 
 #endif /* SP_DMARC_INT_H */

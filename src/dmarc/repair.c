@@ -36,6 +36,7 @@ void
 dmarc__repair_clear(dmarc_repair *repair)
 {
     sp_buf_free(&repair->held);
+    sp_free(repair->marks);
     memset(repair, 0, sizeof(*repair));
 }
 
@@ -357,7 +358,20 @@ repair_scan(dmarc_repair *repair, bool final, sp_buf *out, size_t *used)
             continue;
         }
 
-        /* Not markup, not UTF-8: mend it. */
+        /* Not markup, not UTF-8: mend it, and mark where. */
+        if (repair->n_marks == repair->marks_cap) {
+            size_t cap = repair->marks_cap ? repair->marks_cap * 2 : 64;
+            size_t *grown = sp_realloc(repair->marks, cap * sizeof(*grown));
+
+            if (grown == NULL) {
+                rc = SP_ENOMEM;
+                break;
+            }
+            repair->marks = grown;
+            repair->marks_cap = cap;
+        }
+        repair->marks[repair->n_marks++] =
+            out->len * 2 + (*here >= 0x80 ? 1 : 0);
         if (*here >= 0x80) {
             repair->byte_repairs++;
             if (repair->bytes_line == 0)
@@ -382,6 +396,7 @@ dmarc__repair_feed(dmarc_repair *repair, const void *data, size_t len,
     size_t used = 0;
     int rc;
 
+    repair->n_marks = 0;
     if (sp_buf_append(&repair->held, data, len) != SP_OK)
         return SP_ENOMEM;
 
@@ -406,4 +421,18 @@ dmarc__repair_feed(dmarc_repair *repair, const void *data, size_t len,
         repair->held.data[repair->held.len] = '\0';
     }
     return SP_OK;
+}
+
+void
+dmarc__repair_unread(dmarc_repair *repair, size_t stop)
+{
+    for (size_t i = 0; i < repair->n_marks; i++) {
+        if (repair->marks[i] / 2 < stop)
+            continue;
+        if (repair->marks[i] % 2 == 1)
+            repair->byte_repairs--;
+        else
+            repair->markup_repairs--;
+    }
+    repair->n_marks = 0;
 }

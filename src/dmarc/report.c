@@ -50,6 +50,10 @@ struct sp_dmarc_parser {
     unsigned feedback_depth; /* depth inside <feedback>; 0 before it */
     char wrapper[PARSER_NAME_MAX]; /* the root, when not <feedback> */
     bool began;                    /* a byte other than blanks has arrived */
+    int64_t fed;                   /* bytes handed to expat before this piece */
+    int64_t root_end;  /* where </feedback> ends in what expat read */
+    unsigned bom_seen; /* bytes of a UTF-8 byte order mark so far */
+    bool bom_over;     /* past where a byte order mark may be */
     size_t rows_cap;
 
     int failed; /* SP_OK until the document is known bad */
@@ -411,9 +415,11 @@ take_row_value(sp_dmarc_parser *parser, sp_dmarc_row *row, const char *parent,
                             value);
             }
         } else if (strcmp(name, "count") == 0) {
-            if (!parse_number(value, false, &count)) {
+            if (!parse_number(value, false, &count) || count > INT64_MAX) {
                 parser_fail(parser, SP_ESYNTAX,
-                            "count is not a number: \"%.64s\"", value);
+                            "count is not a number from 0 to 2^63-1: "
+                            "\"%.64s\"",
+                            value);
                 return;
             }
             row->count = count;
@@ -582,7 +588,10 @@ close_row(sp_dmarc_parser *parser)
     }
     if (row->header_from == NULL)
         set_text(parser, &row->header_from, "");
-    report->messages += row->count;
+    /* Counts are at most INT64_MAX each; their sum saturates there. */
+    report->messages = row->count > (uint64_t)INT64_MAX - report->messages
+                           ? (uint64_t)INT64_MAX
+                           : report->messages + row->count;
 }
 
 static void XMLCALL
@@ -626,6 +635,8 @@ on_end(void *arg, const XML_Char *name)
                         "<%.64s>, not <feedback>",
                         parser->wrapper);
         parser->root_closed = true;
+        parser->root_end = (int64_t)XML_GetCurrentByteIndex(parser->xml) +
+                           XML_GetCurrentByteCount(parser->xml);
         XML_StopParser(parser->xml, XML_FALSE);
     }
 }
@@ -771,6 +782,29 @@ xml_feed(sp_dmarc_parser *parser, const char *data, size_t len, bool final)
 }
 
 /*
+ * A piece through the repair filter, then to expat.  Repairs past the end
+ * of </feedback> were never read, so they are taken back: they flag
+ * nothing.
+ */
+static int
+mended_feed(sp_dmarc_parser *parser, const void *data, size_t len, bool final)
+{
+    bool was_closed = parser->root_closed;
+    int rc;
+
+    sp_buf_reset(&parser->mended);
+    if (dmarc__repair_feed(&parser->mend, data, len, final, &parser->mended) !=
+        SP_OK)
+        return SP_ENOMEM;
+    rc = xml_feed(parser, parser->mended.data, parser->mended.len, final);
+    if (parser->root_closed && !was_closed)
+        dmarc__repair_unread(&parser->mend,
+                             (size_t)(parser->root_end - parser->fed));
+    parser->fed += (int64_t)parser->mended.len;
+    return rc;
+}
+
+/*
  * Before the document: a UTF-8 byte order mark and blanks are dropped
  * (expat takes neither before the XML declaration, but reports come with
  * both), and the first byte after them must be '<', or the start of
@@ -779,11 +813,21 @@ xml_feed(sp_dmarc_parser *parser, const char *data, size_t len, bool final)
 static size_t
 check_start(sp_dmarc_parser *parser, const unsigned char *data, size_t len)
 {
+    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
     char shown[40];
     size_t i = 0, n = 0, start;
 
-    if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF)
-        i = 3;
+    /* The mark may come split over several pieces. */
+    while (!parser->bom_over && i < len && parser->bom_seen < 3 &&
+           data[i] == bom[parser->bom_seen]) {
+        parser->bom_seen++;
+        i++;
+    }
+    if (i == len && !parser->bom_over && parser->bom_seen < 3)
+        return len;
+    parser->bom_over = true;
+    if (parser->bom_seen > 0 && parser->bom_seen < 3)
+        i = 0; /* not a mark after all: what came is judged below */
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' ||
                        data[i] == '\n'))
         i++;
@@ -825,15 +869,10 @@ sp_dmarc_parser_feed(sp_dmarc_parser *parser, const void *data, size_t len,
     if (parser->root_closed || len == 0)
         return SP_OK;
 
-    if (parser->repair) {
-        sp_buf_reset(&parser->mended);
-        if (dmarc__repair_feed(&parser->mend, data, len, false,
-                               &parser->mended) != SP_OK)
-            return sp_err_set(err, SP_ENOMEM, "out of memory");
-        rc = xml_feed(parser, parser->mended.data, parser->mended.len, false);
-    } else {
-        rc = xml_feed(parser, data, len, false);
-    }
+    rc = parser->repair ? mended_feed(parser, data, len, false)
+                        : xml_feed(parser, data, len, false);
+    if (rc == SP_ENOMEM)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
     if (rc != SP_OK)
         sp_err_set(err, rc, "%s", parser->err.text);
     return rc;
@@ -927,15 +966,10 @@ sp_dmarc_parser_finish(sp_dmarc_parser *parser, sp_dmarc_report **out,
                           "not an aggregate report: the payload is empty");
 
     if (parser->failed == SP_OK && !parser->root_closed) {
-        if (parser->repair) {
-            sp_buf_reset(&parser->mended);
-            if (dmarc__repair_feed(&parser->mend, NULL, 0, true,
-                                   &parser->mended) != SP_OK)
-                return sp_err_set(err, SP_ENOMEM, "out of memory");
-            xml_feed(parser, parser->mended.data, parser->mended.len, true);
-        } else {
+        if (parser->repair && mended_feed(parser, NULL, 0, true) == SP_ENOMEM)
+            return sp_err_set(err, SP_ENOMEM, "out of memory");
+        if (!parser->repair)
             xml_feed(parser, NULL, 0, true);
-        }
     }
     if (parser->failed != SP_OK && !recover_truncated(parser)) {
         *repairable = !parser->repair && parser->xml_error != XML_ERROR_NONE &&

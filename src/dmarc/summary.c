@@ -344,11 +344,22 @@ domain_get(sp_dmarc_summary *summary, const char *name)
     return entry;
 }
 
+/*
+ * The entry of the source at written; an address is known by its usual
+ * form (inet_ntop), so "2001:DB8:0::1" and "2001:db8::1" are one source.
+ */
 static source_entry *
-source_get(sp_dmarc_summary *summary, domain_entry *domain, const char *ip)
+source_get(sp_dmarc_summary *summary, domain_entry *domain, const char *written)
 {
-    source_entry *entry = g_hash_table_lookup(domain->sources, ip);
+    char ip[INET6_ADDRSTRLEN];
+    unsigned char address[16];
+    int family = strchr(written, ':') != NULL ? AF_INET6 : AF_INET;
+    source_entry *entry;
 
+    if (inet_pton(family, written, address) != 1 ||
+        inet_ntop(family, address, ip, sizeof(ip)) == NULL)
+        snprintf(ip, sizeof(ip), "%.45s", written);
+    entry = g_hash_table_lookup(domain->sources, ip);
     if (entry != NULL)
         return entry;
     entry = g_new0(source_entry, 1);
@@ -364,15 +375,17 @@ static selector_entry *
 selector_get(sp_dmarc_summary *summary, GHashTable *table, const char *domain,
              const char *selector)
 {
-    char *key = g_strconcat(domain, SUMMARY_KEY_SEP, selector, NULL);
+    char *lower = g_ascii_strdown(domain, -1);
+    char *key = g_strconcat(lower, SUMMARY_KEY_SEP, selector, NULL);
     selector_entry *entry = g_hash_table_lookup(table, key);
 
     if (entry != NULL) {
         g_free(key);
+        g_free(lower);
         return entry;
     }
     entry = g_new0(selector_entry, 1);
-    entry->domain = g_ascii_strdown(domain, -1);
+    entry->domain = lower;
     entry->selector = g_strdup(selector);
     entry->own =
         selector[0] != '\0' && summary->own.own_selector != NULL &&

@@ -15,12 +15,12 @@
  * A payload the strict parse cannot read is read a second time through
  * the repair filter, decompressing again: nothing is kept inflated.
  */
+#include "mail/mail.h"
 #include "report.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <gmime/gmime.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -376,14 +376,6 @@ read_zip(reader *rd, const char *part, const void *data, size_t len)
  * Mail.
  */
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-
-static void
-start_gmime(void)
-{
-    g_mime_init();
-}
-
 static void read_layer(reader *rd, const char *part, const unsigned char *data,
                        size_t len);
 
@@ -446,7 +438,7 @@ read_mail(reader *rd, const unsigned char *data, size_t len, sp_error *err)
     GMimeMessage *message;
     size_t before = rd->payloads;
 
-    pthread_once(&gmime_once, start_gmime);
+    sp_mail_compose_init(); /* GMime, started once for the process */
     stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);
     mime_parser = g_mime_parser_new_with_stream(stream);
     message = g_mime_parser_construct_message(mime_parser, NULL);

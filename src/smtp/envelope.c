@@ -232,7 +232,8 @@ envelope_mail_allowed(sp_smtp_session *s, sp_buf *out)
         smtp__reply_error(s, out, 503, "5.5.1", "Error: nested MAIL command");
         return false;
     }
-    if (s->auth_required && !s->authenticated) {
+    if (s->auth_required && !s->authenticated &&
+        s->callbacks.open_recipient == NULL) {
         smtp__reply_error(s, out, 530, "5.7.0",
                           s->auth_allowed ? "Authentication required; send "
                                             "AUTH with an API key"
@@ -404,6 +405,15 @@ smtp__envelope_rcpt(sp_smtp_session *s, const char *args, size_t len,
     if (recipient == NULL || !envelope_grow(s)) {
         sp_free(recipient);
         smtp__reply(s, out, 451, "4.3.0", "Out of memory; try again later");
+        return;
+    }
+
+    /* Without AUTH where it is required, only the open recipients. */
+    if (s->auth_required && !s->authenticated &&
+        !s->callbacks.open_recipient(s->callbacks.arg, recipient)) {
+        sp_free(recipient);
+        smtp__reply_error(s, out, 530, "5.7.0",
+                          "Authentication required for this recipient");
         return;
     }
 

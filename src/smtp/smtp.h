@@ -94,6 +94,15 @@ typedef struct sp_smtp_callbacks {
                  const char *recipient, sp_smtp_reply *reply);
 
     /*
+     * Where AUTH is required: whether recipient takes mail without it (an
+     * address receiving reports from other mail servers).  When set, MAIL
+     * is accepted before AUTH and each RCPT of an unauthenticated client
+     * to another recipient is refused with 530; when NULL, MAIL itself
+     * needs AUTH.
+     */
+    bool (*open_recipient)(void *arg, const char *recipient);
+
+    /*
      * The message is complete (after CRLF.CRLF or BDAT LAST): data holds
      * it with dot-stuffing undone and line endings CRLF.  The engine then
      * waits: no reply is sent and no further command is read until the

@@ -156,11 +156,13 @@ static const char store_schema_6[] =
     " source TEXT NOT NULL,"
     " reason TEXT NOT NULL,"
     " size INTEGER NOT NULL,"
-    " refused INTEGER NOT NULL);";
+    " refused INTEGER NOT NULL,"
+    " content BLOB);";
 
 struct store_sqlite {
     sqlite3 *db;
-    sqlite3 *events; /* data_dir/events.db (sqlite_events.c) */
+    struct dmarc_add *dmarc_batch; /* open batch (sqlite_dmarc.c), or NULL */
+    sqlite3 *events;               /* data_dir/events.db (sqlite_events.c) */
 };
 
 /* Fill err from the database's last error. */
@@ -230,6 +232,8 @@ sqlite_close(void *impl)
 {
     struct store_sqlite *self = impl;
 
+    if (self->dmarc_batch != NULL)
+        store__dmarc_batch_end(self->db, self->dmarc_batch, false, NULL);
     sqlite3_close(self->db);
     sqlite3_close(self->events);
     sp_free(self);
@@ -820,16 +824,36 @@ static int
 sqlite_dmarc_add(void *impl, const sp_dmarc_report *report, const char *source,
                  int64_t imported, int64_t *id_out, sp_error *err)
 {
-    return store__dmarc_add(((struct store_sqlite *)impl)->db, report, source,
+    struct store_sqlite *self = impl;
+
+    return store__dmarc_add(self->db, self->dmarc_batch, report, source,
                             imported, id_out, err);
 }
 
 static int
+sqlite_dmarc_batch(void *impl, bool begin, bool commit, sp_error *err)
+{
+    struct store_sqlite *self = impl;
+    int rc;
+
+    if (begin == (self->dmarc_batch != NULL))
+        return sp_err_set(err, SP_ESTATE,
+                          begin ? "store: a batch of DMARC reports is open"
+                                : "store: no batch of DMARC reports is open");
+    if (begin)
+        return store__dmarc_batch_begin(self->db, &self->dmarc_batch, err);
+    rc = store__dmarc_batch_end(self->db, self->dmarc_batch, commit, err);
+    self->dmarc_batch = NULL;
+    return rc;
+}
+
+static int
 sqlite_dmarc_refuse(void *impl, const char *source, const char *reason,
-                    int64_t size, int64_t refused, sp_error *err)
+                    const void *content, int64_t size, int64_t refused,
+                    sp_error *err)
 {
     return store__dmarc_refuse(((struct store_sqlite *)impl)->db, source,
-                               reason, size, refused, err);
+                               reason, content, size, refused, err);
 }
 
 static int
@@ -875,6 +899,7 @@ static const struct sp_store_backend sqlite_backend = {
     .events_count = sqlite_events_count,
     .dmarc_add = sqlite_dmarc_add,
     .dmarc_refuse = sqlite_dmarc_refuse,
+    .dmarc_batch = sqlite_dmarc_batch,
     .dmarc_rows = sqlite_dmarc_rows,
     .dmarc_counts = sqlite_dmarc_counts,
 };

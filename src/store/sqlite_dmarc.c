@@ -360,8 +360,24 @@ dmarc_add_record(struct dmarc_add *add, int64_t report, const sp_dmarc_row *row,
     return rc;
 }
 
+/* The report, its records and their results, with add's statements. */
+static int
+dmarc_add_all(struct dmarc_add *add, const sp_dmarc_report *report,
+              const char *source, int64_t imported, int64_t *id, sp_error *err)
+{
+    int rc = dmarc_add_unique(add, report, err);
+
+    if (rc == SP_OK)
+        rc = dmarc_add_report(add, report, source ? source : "", imported, id,
+                              err);
+    for (size_t i = 0; rc == SP_OK && i < report->n_rows; i++)
+        rc = dmarc_add_record(add, *id, &report->rows[i], err);
+    return rc;
+}
+
 int
-store__dmarc_add(sqlite3 *db, const sp_dmarc_report *report, const char *source,
+store__dmarc_add(sqlite3 *db, struct dmarc_add *batch,
+                 const sp_dmarc_report *report, const char *source,
                  int64_t imported, int64_t *id_out, sp_error *err)
 {
     struct dmarc_add add = {.db = db};
@@ -373,17 +389,26 @@ store__dmarc_add(sqlite3 *db, const sp_dmarc_report *report, const char *source,
                           "store: a DMARC report needs its org_name and "
                           "report_id");
 
+    /* In a batch: a savepoint, so a refused report leaves the others. */
+    if (batch != NULL) {
+        if (sqlite3_exec(db, "SAVEPOINT dmarc_add", NULL, NULL, NULL) !=
+            SQLITE_OK)
+            return dmarc_fail(db, err, "adding a DMARC report");
+        rc = dmarc_add_all(batch, report, source, imported, &id, err);
+        if (rc != SP_OK)
+            sqlite3_exec(db, "ROLLBACK TO dmarc_add", NULL, NULL, NULL);
+        sqlite3_exec(db, "RELEASE dmarc_add", NULL, NULL, NULL);
+        if (rc == SP_OK && id_out != NULL)
+            *id_out = id;
+        return rc;
+    }
+
     /* IMMEDIATE: no other writer between the check and the inserts. */
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return dmarc_fail(db, err, "adding a DMARC report");
     rc = dmarc_add_prepare(&add, err);
     if (rc == SP_OK)
-        rc = dmarc_add_unique(&add, report, err);
-    if (rc == SP_OK)
-        rc = dmarc_add_report(&add, report, source ? source : "", imported, &id,
-                              err);
-    for (size_t i = 0; rc == SP_OK && i < report->n_rows; i++)
-        rc = dmarc_add_record(&add, id, &report->rows[i], err);
+        rc = dmarc_add_all(&add, report, source, imported, &id, err);
     dmarc_add_finalize(&add);
 
     /* COMMIT returns once the log is flushed (synchronous=FULL). */
@@ -401,21 +426,65 @@ store__dmarc_add(sqlite3 *db, const sp_dmarc_report *report, const char *source,
 }
 
 int
+store__dmarc_batch_begin(sqlite3 *db, struct dmarc_add **out, sp_error *err)
+{
+    struct dmarc_add *add = sp_calloc(1, sizeof(*add));
+    int rc;
+
+    *out = NULL;
+    if (add == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    add->db = db;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        sp_free(add);
+        return dmarc_fail(db, err, "starting a batch of DMARC reports");
+    }
+    rc = dmarc_add_prepare(add, err);
+    if (rc != SP_OK) {
+        dmarc_add_finalize(add);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sp_free(add);
+        return rc;
+    }
+    *out = add;
+    return SP_OK;
+}
+
+int
+store__dmarc_batch_end(sqlite3 *db, struct dmarc_add *batch, bool commit,
+                       sp_error *err)
+{
+    int rc = SP_OK;
+
+    dmarc_add_finalize(batch);
+    sp_free(batch);
+    if (commit && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = dmarc_fail(db, err, "committing a batch of DMARC reports");
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int
 store__dmarc_refuse(sqlite3 *db, const char *source, const char *reason,
-                    int64_t size, int64_t refused, sp_error *err)
+                    const void *content, int64_t size, int64_t refused,
+                    sp_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = SP_OK;
 
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO dmarc_refused (source, reason, size, "
-                           "refused) VALUES (?1, ?2, ?3, ?4)",
+                           "refused, content) VALUES (?1, ?2, ?3, ?4, ?5)",
                            -1, &stmt, NULL) != SQLITE_OK)
         return dmarc_fail(db, err, "recording a refused DMARC report");
     sqlite3_bind_text(stmt, 1, source ? source : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, reason ? reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, size);
     sqlite3_bind_int64(stmt, 4, refused);
+    if (content != NULL)
+        sqlite3_bind_blob64(stmt, 5, content, (sqlite3_uint64)size,
+                            SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = dmarc_fail(db, err, "recording a refused DMARC report");
     sqlite3_finalize(stmt);

@@ -293,11 +293,24 @@ sp_store_dmarc_add(sp_store *store, const sp_dmarc_report *report,
 }
 
 int
-sp_store_dmarc_refuse(sp_store *store, const char *source, const char *reason,
-                      int64_t size, int64_t refused, sp_error *err)
+sp_store_dmarc_batch_begin(sp_store *store, sp_error *err)
 {
-    return store->backend->dmarc_refuse(store->impl, source, reason, size,
-                                        refused, err);
+    return store->backend->dmarc_batch(store->impl, true, false, err);
+}
+
+int
+sp_store_dmarc_batch_end(sp_store *store, bool commit, sp_error *err)
+{
+    return store->backend->dmarc_batch(store->impl, false, commit, err);
+}
+
+int
+sp_store_dmarc_refuse(sp_store *store, const char *source, const char *reason,
+                      const void *content, int64_t size, int64_t refused,
+                      sp_error *err)
+{
+    return store->backend->dmarc_refuse(store->impl, source, reason, content,
+                                        size, refused, err);
 }
 
 int

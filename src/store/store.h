@@ -304,12 +304,24 @@ int sp_store_dmarc_add(sp_store *store, const sp_dmarc_report *report,
                        sp_error *err);
 
 /*
+ * A batch: the adds between begin and end go into one transaction, one
+ * flush for many reports (an import of thousands of files).  Inside a
+ * batch a refused report (a duplicate) leaves the others; nothing of the
+ * batch is durable before end with commit set, and end without it gives
+ * the batch up.  SP_ESTATE when a batch is open already (begin) or none
+ * is (end); SP_EIO.
+ */
+int sp_store_dmarc_batch_begin(sp_store *store, sp_error *err);
+int sp_store_dmarc_batch_end(sp_store *store, bool commit, sp_error *err);
+
+/*
  * Record that source (size octets) was refused as a report, for reason,
- * at refused (seconds since the epoch).  SP_EIO.
+ * at refused (seconds since the epoch), keeping its bytes when content is
+ * not NULL (mail taken in by sealpostd: nowhere else holds it).  SP_EIO.
  */
 int sp_store_dmarc_refuse(sp_store *store, const char *source,
-                          const char *reason, int64_t size, int64_t refused,
-                          sp_error *err);
+                          const char *reason, const void *content, int64_t size,
+                          int64_t refused, sp_error *err);
 
 /* One stored record with its report's context (dmarc/report.h). */
 typedef sp_dmarc_record_view sp_store_dmarc_row;
@@ -383,8 +395,10 @@ struct sp_store_backend {
     int (*dmarc_add)(void *impl, const sp_dmarc_report *report,
                      const char *source, int64_t imported, int64_t *id_out,
                      sp_error *err);
+    int (*dmarc_batch)(void *impl, bool begin, bool commit, sp_error *err);
     int (*dmarc_refuse)(void *impl, const char *source, const char *reason,
-                        int64_t size, int64_t refused, sp_error *err);
+                        const void *content, int64_t size, int64_t refused,
+                        sp_error *err);
     int (*dmarc_rows)(void *impl, const char *domain, int64_t since,
                       sp_store_dmarc_row_fn *fn, void *arg, sp_error *err);
     int (*dmarc_counts)(void *impl, int64_t *reports, int64_t *records,

@@ -50,12 +50,17 @@ int store__template_delete(struct sqlite3 *db, const char *id, sp_error *err);
 
 /* The DMARC reports of the SQLite backend (sqlite_dmarc.c), in db; see
  * sp_store_dmarc_*. */
-int store__dmarc_add(struct sqlite3 *db, const sp_dmarc_report *report,
-                     const char *source, int64_t imported, int64_t *id_out,
-                     sp_error *err);
+struct dmarc_add;
+int store__dmarc_add(struct sqlite3 *db, struct dmarc_add *batch,
+                     const sp_dmarc_report *report, const char *source,
+                     int64_t imported, int64_t *id_out, sp_error *err);
+int store__dmarc_batch_begin(struct sqlite3 *db, struct dmarc_add **out,
+                             sp_error *err);
+int store__dmarc_batch_end(struct sqlite3 *db, struct dmarc_add *batch,
+                           bool commit, sp_error *err);
 int store__dmarc_refuse(struct sqlite3 *db, const char *source,
-                        const char *reason, int64_t size, int64_t refused,
-                        sp_error *err);
+                        const char *reason, const void *content, int64_t size,
+                        int64_t refused, sp_error *err);
 int store__dmarc_rows(struct sqlite3 *db, const char *domain, int64_t since,
                       sp_store_dmarc_row_fn *fn, void *arg, sp_error *err);
 int store__dmarc_counts(struct sqlite3 *db, int64_t *reports, int64_t *records,

@@ -299,17 +299,6 @@ lookup(void *arg, const char *name, sp_dkim_txt *answer)
     }
 }
 
-/* FNV-1a of the input: the choices it makes for the chunked run. */
-static uint32_t
-input_hash(const uint8_t *data, size_t size)
-{
-    uint32_t hash = 2166136261u;
-
-    for (size_t i = 0; i < size; i++)
-        hash = (hash ^ data[i]) * 16777619u;
-    return hash;
-}
-
 /*
  * Verify msg fed in chunks of chunk bytes (0: all at once), with every
  * library allocation after the first fail_after failing (-1: none fails).
@@ -509,7 +498,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const unsigned limits[] = {0, 1, 3, 64};
     static struct run whole, chunked, starved; /* too large for the stack */
     const char *msg = (const char *)data;
-    uint32_t hash = input_hash(data, size);
+    uint32_t hash = fuzz_hash(data, size);
     sp_dkim_verify_opts opts = {.lookup = lookup, .now = NOW};
     sp_dkim_keycache *cache;
     unsigned limit;

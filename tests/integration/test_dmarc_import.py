@@ -34,11 +34,8 @@ files, or taken from the expected parse that travels with the material.
 - Usage errors exit with status 2.
 """
 import base64
-import email
-import email.policy
 import gzip
 import io
-import ipaddress
 import json
 import os
 import pathlib
@@ -48,12 +45,13 @@ import sqlite3
 import subprocess
 import tempfile
 import zipfile
-import zlib
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from conftest import CASES, DATA, SEALPOST
+from dmarcfiles import address, is_xml, local, payloads, repair_markup, \
+    text
 
 MIB = 1024 * 1024
 TIME = "/usr/bin/time"
@@ -179,61 +177,7 @@ def refused_one(path):
 
 # ---------------------------------------------------------------------------
 # Python's own reading of the same files
-
-
-def gunzip(data):
-    """Every gzip member in data; bytes after the last member (mail
-    gateways append a line end) are ignored, a stream cut short is not."""
-    out = []
-    while data[:2] == b"\x1f\x8b":
-        stream = zlib.decompressobj(31)
-        out.append(stream.decompress(data))
-        if not stream.eof:
-            raise ValueError("gzip stream cut short")
-        data = stream.unused_data
-    return b"".join(out)
-
-
-def is_xml(data):
-    return data.lstrip(b"\xef\xbb\xbf").lstrip()[:1] == b"<"
-
-
-def payloads(data, part="", top=True):
-    """[(part, bytes)] of every payload in data, told apart by leading
-    bytes like sealpost does; the bytes are None when they cannot be
-    unpacked."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return [(part, gunzip(data))]
-        except (ValueError, zlib.error):
-            return [(part, None)]
-    if data[:4] == b"PK\x03\x04":
-        found = []
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                if not info.is_dir():
-                    found += payloads(archive.read(info), info.filename,
-                                      top=False)
-        return found
-    if is_xml(data):
-        return [(part, data)]
-    if not top:
-        return [(part, data)]
-    found = []
-    message = email.message_from_bytes(data, policy=email.policy.compat32)
-    for mime_part in message.walk():
-        if mime_part.is_multipart():
-            continue
-        body = mime_part.get_payload(decode=True)
-        if body and (body[:2] == b"\x1f\x8b" or body[:4] == b"PK\x03\x04"
-                     or is_xml(body)):
-            found += payloads(body, mime_part.get_filename() or "",
-                              top=False)
-    return found
-
-
-def local(tag):
-    return tag.rsplit("}", 1)[-1]
+# (the layers, the markup and the report XML in dmarcfiles)
 
 
 def xml_root(data):
@@ -252,14 +196,6 @@ def xml_root(data):
         return None
     root.set("{namespace}", namespace or "")
     return root
-
-
-def text(element, path):
-    """The stripped text at path; None when absent or empty."""
-    found = element.find(path)
-    if found is None or found.text is None or not found.text.strip():
-        return None
-    return found.text.strip()
 
 
 def number(element, path):
@@ -336,15 +272,6 @@ def python_report(data):
                          for s in record.findall("auth_results/spf")],
         })
     return summary, token.unknown
-
-
-def address(value):
-    """An IP address in one spelling, so that sealpost may write IPv6
-    addresses in their canonical form."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
 
 
 def clean(value):
@@ -499,19 +426,6 @@ def test_parsedmarc_sample(path):
 def test_empty_file_is_refused_as_empty():
     reason = refused_one(PARSEDMARC / "empty.xml")
     assert "empty" in reason.lower(), reason
-
-
-def repair_markup(data):
-    """Escape every '<' that does not start a tag, comment, declaration or
-    processing instruction, as a lenient reader must."""
-    tag = re.compile(rb"<(?:/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?>|[!?])")
-    out = bytearray()
-    for index in range(len(data)):
-        if data[index:index + 1] == b"<" and not tag.match(data, index):
-            out += b"&lt;"
-        else:
-            out += data[index:index + 1]
-    return bytes(out)
 
 
 def test_raw_less_than_in_values_is_repaired():

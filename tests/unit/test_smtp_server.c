@@ -160,6 +160,17 @@ h_settle(harness *h)
     }
 }
 
+/* Recipients that take mail without AUTH: those at "reports.". */
+static bool
+cb_open_recipient(void *arg, const char *recipient)
+{
+    (void)arg;
+    return strstr(recipient, "@reports.") != NULL;
+}
+
+/* Sessions started from now on have cb_open_recipient. */
+static bool h_open_recipients;
+
 static void
 h_start(harness *h, const sp_smtp_limits *limits,
         const sp_smtp_context *context)
@@ -170,6 +181,7 @@ h_start(harness *h, const sp_smtp_limits *limits,
         .mail = cb_mail,
         .rcpt = cb_rcpt,
         .message = cb_message,
+        .open_recipient = h_open_recipients ? cb_open_recipient : NULL,
     };
     sp_error err;
 
@@ -926,6 +938,40 @@ auth_policy_is_enforced(void **state)
     h_end(&h);
 }
 
+/* Open recipients: MAIL before AUTH, then only they are taken. */
+static void
+open_recipients_need_no_auth(void **state)
+{
+    sp_smtp_context context = default_context;
+    harness h;
+
+    (void)state;
+    context.auth_required = true;
+    h_open_recipients = true;
+    h_ready(&h, NULL, &context);
+    h_open_recipients = false;
+    h_talk(&h,
+           "MAIL FROM:<rx@receiver.example>\r\n"
+           "RCPT TO:<bob@example.net>\r\n"
+           "RCPT TO:<dmarc@reports.example.com>\r\n"
+           "DATA\r\nreport\r\n.\r\n",
+           SENDER_OK
+           "530 5.7.0 Authentication required for this recipient\r\n" RCPT_OK
+           "354 End data with <CR><LF>.<CR><LF>\r\n"
+           "250 2.0.0 Queued as Q1\r\n");
+    assert_string_equal(h.envelope,
+                        "from=<rx@receiver.example> "
+                        "to=<dmarc@reports.example.com> 8bit=0 utf8=0 "
+                        "helo=client.example.com id= tls=0");
+
+    /* After AUTH every recipient is taken. */
+    h_talk(&h,
+           "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"
+           "MAIL FROM:<a@example.com>\r\nRCPT TO:<bob@example.net>\r\n",
+           "235 2.7.0 Authentication successful\r\n" SENDER_OK RCPT_OK);
+    h_end(&h);
+}
+
 /* ------------------------------------------------------------------ */
 
 static const struct exchange {
@@ -1406,6 +1452,7 @@ main(void)
         cmocka_unit_test(too_many_errors_close_the_session),
         cmocka_unit_test(auth_plain_and_login_succeed_fail_and_cancel),
         cmocka_unit_test(auth_policy_is_enforced),
+        cmocka_unit_test(open_recipients_need_no_auth),
         cmocka_unit_test(syntax_and_sequence_errors),
         cmocka_unit_test(owner_replies_are_checked),
         cmocka_unit_test(results_do_not_depend_on_chunking),

@@ -452,11 +452,11 @@ refusal_is_recorded(void **state)
     assert_int_equal(sp_store_open(dir, &store, &err), SP_OK);
     assert_counts(store, 0, 0, 0);
     assert_int_equal(sp_store_dmarc_refuse(store, "bomb.gz",
-                                           "inflates past the ratio cap", 4096,
-                                           IMPORTED, &err),
+                                           "inflates past the ratio cap", NULL,
+                                           4096, IMPORTED, &err),
                      SP_OK);
-    assert_int_equal(sp_store_dmarc_refuse(store, "empty.xml", "empty file", 0,
-                                           IMPORTED + 1, &err),
+    assert_int_equal(sp_store_dmarc_refuse(store, "mail <a@b>", "not XML",
+                                           "unused", 6, IMPORTED + 1, &err),
                      SP_OK);
     assert_counts(store, 0, 0, 2);
     assert_int_equal(rows(store, NULL, 0)->count, 0);
@@ -468,6 +468,12 @@ refusal_is_recorded(void **state)
           value, sizeof(value));
     assert_string_equal(value,
                         "bomb.gz|inflates past the ratio cap|4096|1714564800");
+    query(dir,
+          "SELECT coalesce((SELECT count(*) FROM dmarc_refused WHERE content "
+          "IS NULL), 0) || '|' || (SELECT CAST(content AS TEXT) FROM "
+          "dmarc_refused WHERE id = 2)",
+          value, sizeof(value));
+    assert_string_equal(value, "1|unused");
     testlib_remove_dir(dir);
 }
 
