@@ -19,22 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Open the store of the configured data directory; a CLI status. */
-static int
-apikey_store(const cli_globals *globals, sp_config *config, sp_store **store)
-{
-    sp_error err;
-    int rc = cli_config(globals, config);
-
-    if (rc != CLI_OK)
-        return rc;
-    if (sp_store_open(config->data_dir, store, &err) != SP_OK) {
-        fprintf(stderr, "sealpost: %s\n", err.text);
-        return CLI_RUNTIME;
-    }
-    return CLI_OK;
-}
-
 /* Append domain to the comma list, checking it; false after saying why. */
 static bool
 apikey_add_domain(char *list, size_t size, const char *domain)
@@ -113,7 +97,7 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
         return CLI_USAGE;
     }
 
-    rc = apikey_store(globals, &config, &store);
+    rc = cli_store(globals, &config, &store);
     if (rc == CLI_OK && sp_crypt_apikey_new(secret, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
         rc = CLI_RUNTIME;
@@ -154,7 +138,7 @@ cli_apikey_list(const cli_globals *globals, int argc, char **argv)
         fprintf(stderr, "usage: sealpost apikey list [--json]\n");
         return CLI_USAGE;
     }
-    rc = apikey_store(globals, &config, &store);
+    rc = cli_store(globals, &config, &store);
     if (rc == CLI_OK &&
         sp_store_apikey_list(store, &keys, &count, &err) != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
@@ -200,7 +184,7 @@ cli_apikey_revoke(const cli_globals *globals, int argc, char **argv)
         fprintf(stderr, "usage: sealpost apikey revoke NAME\n");
         return CLI_USAGE;
     }
-    rc = apikey_store(globals, &config, &store);
+    rc = cli_store(globals, &config, &store);
     if (rc == CLI_OK &&
         sp_store_apikey_revoke(store, argv[1], (int64_t)time(NULL), &err) !=
             SP_OK) {

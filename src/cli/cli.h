@@ -8,6 +8,7 @@
  *   dkim_audit.c cli_dkim_audit
  *   dmarc_record.c cli_dmarc_record
  *   dmarc_reports.c cli_dmarc_parse, _import, _summary: aggregate reports
+ *   keys.c      cli_keys_import, _list, _remove: recipients' keys
  *   apikey.c    cli_apikey_create, _list, _revoke
  *   queue.c     cli_queue_list, _show, _delete
  *   events.c    cli_events: the event store
@@ -27,6 +28,7 @@
 
 #include "base/base.h"
 #include "config/config.h"
+#include "store/store.h"
 
 enum cli_exit {
     CLI_OK = 0,
@@ -72,6 +74,13 @@ bool cli_parse_number(const char *text, int64_t min, int64_t max, int64_t *out);
  */
 int cli_config(const cli_globals *globals, sp_config *config);
 
+/*
+ * cli_config, then the store of its data directory into *store.  Returns
+ * CLI_OK (close the store, free config), or the exit status after
+ * printing why (config freed, no store).
+ */
+int cli_store(const cli_globals *globals, sp_config *config, sp_store **store);
+
 /* The DNS source of a command: --resolver, else the configured one. */
 const char *cli_resolver(const sp_config *config, const char *option);
 
@@ -103,5 +112,8 @@ int cli_dmarc_record(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_parse(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_import(const cli_globals *globals, int argc, char **argv);
 int cli_dmarc_summary(const cli_globals *globals, int argc, char **argv);
+int cli_keys_import(const cli_globals *globals, int argc, char **argv);
+int cli_keys_list(const cli_globals *globals, int argc, char **argv);
+int cli_keys_remove(const cli_globals *globals, int argc, char **argv);
 
 #endif /* SP_CLI_H */

@@ -2,7 +2,7 @@
  * io.c: reading and writing whole files for the command line tool.
  *
  * Owns cli_read_file, cli_write_all, cli_parse_duration, cli_parse_number,
- * cli_config and cli_resolver.  Commands work
+ * cli_config, cli_store and cli_resolver.  Commands work
  * on messages that fit in memory; the daemon streams, the CLI need not.
  */
 #include "cli.h"
@@ -133,6 +133,23 @@ cli_config(const cli_globals *globals, sp_config *config)
         fprintf(stderr, "sealpost: configuration: %s\n", err.text);
         sp_config_free(config);
         return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int
+cli_store(const cli_globals *globals, sp_config *config, sp_store **store)
+{
+    sp_error err;
+    int rc = cli_config(globals, config);
+
+    *store = NULL;
+    if (rc != CLI_OK)
+        return rc;
+    if (sp_store_open(config->data_dir, store, &err) != SP_OK) {
+        fprintf(stderr, "sealpost: %s\n", err.text);
+        sp_config_free(config);
+        return CLI_RUNTIME;
     }
     return CLI_OK;
 }

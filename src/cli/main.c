@@ -65,6 +65,10 @@ static const struct cli_command commands[] = {
      "a domain's mail exchangers, in the order delivery tries them"},
     {"dkim", "audit", cli_dkim_audit,
      "check a domain's published DKIM, DomainKeys and DMARC records"},
+    {"keys", "import", cli_keys_import,
+     "store a recipient's S/MIME certificate or OpenPGP key"},
+    {"keys", "list", cli_keys_list, "the recipients' keys"},
+    {"keys", "remove", cli_keys_remove, "remove a recipient's keys"},
     {"dmarc", "record", cli_dmarc_record,
      "print a DMARC record for a domain, with advice"},
     {"dmarc", "parse", cli_dmarc_parse,
@@ -160,6 +164,25 @@ main(int argc, char **argv)
             continue;
         /* The command sees its name as argv[0], like a program. */
         return commands[i].run(&globals, argc - optind - 1, argv + optind + 1);
+    }
+    /* A group without a known command: list what it has. */
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        bool help;
+
+        if (strcmp(argv[optind], commands[i].group) != 0)
+            continue;
+        help = optind + 1 < argc && (strcmp(argv[optind + 1], "--help") == 0 ||
+                                     strcmp(argv[optind + 1], "-h") == 0);
+        if (!help)
+            fprintf(stderr, "sealpost: %s: unknown or missing command\n",
+                    argv[optind]);
+        fprintf(help ? stdout : stderr, "commands of sealpost %s:\n",
+                argv[optind]);
+        for (size_t k = i; k < sizeof(commands) / sizeof(commands[0]); k++)
+            if (strcmp(commands[k].group, argv[optind]) == 0)
+                fprintf(help ? stdout : stderr, "  %-10s %s\n",
+                        commands[k].name, commands[k].summary);
+        return help ? CLI_OK : CLI_USAGE;
     }
     fprintf(stderr, "sealpost: unknown command \"%s%s%s\"\n", argv[optind],
             optind + 1 < argc ? " " : "",

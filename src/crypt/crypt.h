@@ -3,8 +3,9 @@
  *
  * What it owns today: the master key (master.c), which seals secrets kept
  * at rest, DKIM private keys first, with AES-256-GCM; API keys (apikey.c),
- * made at random and stored as hashes.  S/MIME, OpenPGP and
- * the portal's message envelopes will live here too.
+ * made at random and stored as hashes.  Messages encrypted for their
+ * recipients, S/MIME and OpenPGP, have their own header, seal.h; the
+ * portal's message envelopes will live here too.
  *
  * Secrets never reach a log: error texts name files and reasons, never
  * key material.  Buffers that held secrets are wiped before they are

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 #define STORE_BUSY_MS        5000
 
 /* The schema, version 1. */
@@ -159,6 +159,25 @@ static const char store_schema_6[] =
     " refused INTEGER NOT NULL,"
     " content BLOB);";
 
+/*
+ * Version 7: the directory of recipients' keys (sqlite_rkeys.c): one row
+ * per address and key, "@domain" for a domain's default; the key's bytes
+ * as imported, and what reading them found.
+ */
+static const char store_schema_7[] =
+    "CREATE TABLE recipient_keys ("
+    " id INTEGER PRIMARY KEY,"
+    " address TEXT NOT NULL,"
+    " method TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " imported INTEGER NOT NULL,"
+    " data BLOB NOT NULL,"
+    " UNIQUE (address, method, fingerprint));"
+    "CREATE INDEX recipient_keys_by_address ON recipient_keys (address);";
+
 struct store_sqlite {
     sqlite3 *db;
     struct dmarc_add *dmarc_batch; /* open batch (sqlite_dmarc.c), or NULL */
@@ -219,8 +238,10 @@ sqlite_schema(struct store_sqlite *self, sp_error *err)
         rc = sqlite_exec(self, store_schema_5, err);
     if (rc == SP_OK && version < 6)
         rc = sqlite_exec(self, store_schema_6, err);
+    if (rc == SP_OK && version < 7)
+        rc = sqlite_exec(self, store_schema_7, err);
     if (rc == SP_OK)
-        rc = sqlite_exec(self, "PRAGMA user_version = 6", err);
+        rc = sqlite_exec(self, "PRAGMA user_version = 7", err);
     if (rc == SP_OK)
         return sqlite_exec(self, "COMMIT", err);
     sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -831,6 +852,28 @@ sqlite_dmarc_add(void *impl, const sp_dmarc_report *report, const char *source,
 }
 
 static int
+sqlite_rkey_add(void *impl, sp_store_rkey *key, sp_error *err)
+{
+    return store__rkey_add(((struct store_sqlite *)impl)->db, key, err);
+}
+
+static int
+sqlite_rkey_list(void *impl, const char *address, sp_store_rkey **keys,
+                 size_t *count, sp_error *err)
+{
+    return store__rkey_list(((struct store_sqlite *)impl)->db, address, keys,
+                            count, err);
+}
+
+static int
+sqlite_rkey_remove(void *impl, const char *address, const char *fingerprint,
+                   size_t *removed, sp_error *err)
+{
+    return store__rkey_remove(((struct store_sqlite *)impl)->db, address,
+                              fingerprint, removed, err);
+}
+
+static int
 sqlite_dmarc_batch(void *impl, bool begin, bool commit, sp_error *err)
 {
     struct store_sqlite *self = impl;
@@ -900,6 +943,9 @@ static const struct sp_store_backend sqlite_backend = {
     .dmarc_add = sqlite_dmarc_add,
     .dmarc_refuse = sqlite_dmarc_refuse,
     .dmarc_batch = sqlite_dmarc_batch,
+    .rkey_add = sqlite_rkey_add,
+    .rkey_list = sqlite_rkey_list,
+    .rkey_remove = sqlite_rkey_remove,
     .dmarc_rows = sqlite_dmarc_rows,
     .dmarc_counts = sqlite_dmarc_counts,
 };

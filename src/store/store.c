@@ -293,6 +293,35 @@ sp_store_dmarc_add(sp_store *store, const sp_dmarc_report *report,
 }
 
 int
+sp_store_rkey_add(sp_store *store, sp_store_rkey *key, sp_error *err)
+{
+    return store->backend->rkey_add(store->impl, key, err);
+}
+
+int
+sp_store_rkey_list(sp_store *store, const char *address, sp_store_rkey **keys,
+                   size_t *count, sp_error *err)
+{
+    return store->backend->rkey_list(store->impl, address, keys, count, err);
+}
+
+int
+sp_store_rkey_remove(sp_store *store, const char *address,
+                     const char *fingerprint, size_t *removed, sp_error *err)
+{
+    return store->backend->rkey_remove(store->impl, address, fingerprint,
+                                       removed, err);
+}
+
+void
+sp_store_rkeys_free(sp_store_rkey *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        sp_buf_free(&keys[i].data);
+    sp_free(keys);
+}
+
+int
 sp_store_dmarc_batch_begin(sp_store *store, sp_error *err)
 {
     return store->backend->dmarc_batch(store->impl, true, false, err);

@@ -343,6 +343,49 @@ int sp_store_dmarc_counts(sp_store *store, int64_t *reports, int64_t *records,
                           int64_t *refused, sp_error *err);
 
 /* ------------------------------------------------------------------------
+ * Recipients' keys: the S/MIME certificates and OpenPGP public keys that
+ * mail to an address may be encrypted with, kept as imported (crypt/
+ * seal.h reads and checks them), per address, or per "@domain" for the
+ * key a whole domain takes when its address has none.
+ */
+
+typedef struct sp_store_rkey {
+    int64_t id;            /* assigned by the store */
+    char address[256];     /* lower case; "@domain" for a default */
+    char method[8];        /* "smime" or "pgp" */
+    char fingerprint[129]; /* as sp_seal_key gives it */
+    char subject[256];     /* certificate subject or first user id */
+    int64_t not_before;    /* seconds since the epoch */
+    int64_t not_after;     /* seconds since the epoch; 0: no expiry */
+    int64_t imported;      /* seconds since the epoch */
+    sp_buf data;           /* the key's bytes as imported; owned */
+} sp_store_rkey;
+
+/*
+ * Add key (its id is set).  SP_EINVAL when the address already has this
+ * key (same method and fingerprint); SP_EIO.
+ */
+int sp_store_rkey_add(sp_store *store, sp_store_rkey *key, sp_error *err);
+
+/*
+ * The keys of address (exactly, without regard to case; "@domain" for a
+ * domain's), or of every address when NULL, by address, method and age.
+ * Free with sp_store_rkeys_free.  SP_EIO, SP_ENOMEM.
+ */
+int sp_store_rkey_list(sp_store *store, const char *address,
+                       sp_store_rkey **keys, size_t *count, sp_error *err);
+
+/*
+ * Remove the keys of address, or only the one with fingerprint when that
+ * is not NULL; *removed says how many went.  SP_EIO.
+ */
+int sp_store_rkey_remove(sp_store *store, const char *address,
+                         const char *fingerprint, size_t *removed,
+                         sp_error *err);
+
+void sp_store_rkeys_free(sp_store_rkey *keys, size_t count);
+
+/* ------------------------------------------------------------------------
  * The table every backend fills (store.c, sqlite.c).
  */
 struct sp_store_backend {
@@ -395,6 +438,11 @@ struct sp_store_backend {
     int (*dmarc_add)(void *impl, const sp_dmarc_report *report,
                      const char *source, int64_t imported, int64_t *id_out,
                      sp_error *err);
+    int (*rkey_add)(void *impl, sp_store_rkey *key, sp_error *err);
+    int (*rkey_list)(void *impl, const char *address, sp_store_rkey **keys,
+                     size_t *count, sp_error *err);
+    int (*rkey_remove)(void *impl, const char *address, const char *fingerprint,
+                       size_t *removed, sp_error *err);
     int (*dmarc_batch)(void *impl, bool begin, bool commit, sp_error *err);
     int (*dmarc_refuse)(void *impl, const char *source, const char *reason,
                         const void *content, int64_t size, int64_t refused,

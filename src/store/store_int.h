@@ -50,6 +50,13 @@ int store__template_delete(struct sqlite3 *db, const char *id, sp_error *err);
 
 /* The DMARC reports of the SQLite backend (sqlite_dmarc.c), in db; see
  * sp_store_dmarc_*. */
+/* The recipients' keys of the SQLite backend (sqlite_rkeys.c), in db. */
+int store__rkey_add(struct sqlite3 *db, sp_store_rkey *key, sp_error *err);
+int store__rkey_list(struct sqlite3 *db, const char *address,
+                     sp_store_rkey **out, size_t *count, sp_error *err);
+int store__rkey_remove(struct sqlite3 *db, const char *address,
+                       const char *fingerprint, size_t *removed, sp_error *err);
+
 struct dmarc_add;
 int store__dmarc_add(struct sqlite3 *db, struct dmarc_add *batch,
                      const sp_dmarc_report *report, const char *source,

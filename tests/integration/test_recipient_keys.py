@@ -1,0 +1,107 @@
+"""The directory of recipients' keys: "sealpost keys import|list|remove".
+
+Certificates are made with the openssl command and OpenPGP keys with gpg
+(the fixtures of test_seal_smime and test_seal_pgp), then:
+
+- a certificate chained to the test CA (--ca) is stored for the address
+  it names; without --ca it is refused as untrusted, and nothing is
+  stored;
+- an expired certificate, a revoked OpenPGP key and a sign-only one are
+  refused with their reason;
+- --address must be an address the key names; --domain makes a domain's
+  default;
+- the same key twice for an address is refused;
+- list shows what is stored (JSON and table); remove takes one key by
+  fingerprint, or all of an address's.
+"""
+import json
+import subprocess
+
+import pytest
+
+from conftest import SEALPOST
+from test_seal_pgp import keys  # noqa: F401 (a fixture)
+from test_seal_smime import pki  # noqa: F401 (a fixture)
+
+
+def sealpost(data_dir, *args):
+    return subprocess.run([SEALPOST, "--data-dir", str(data_dir),
+                           *map(str, args)], capture_output=True, timeout=60)
+
+
+def listed(data_dir, *args):
+    done = sealpost(data_dir, "keys", "list", "--json", *args)
+    assert done.returncode in (0, 1), done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_a_certificate_is_checked_then_stored(pki, tmp_path):  # noqa: F811
+    untrusted = sealpost(tmp_path, "keys", "import", pki.cert)
+    assert untrusted.returncode == 1
+    assert b"refused" in untrusted.stderr
+    assert listed(tmp_path) == []
+
+    done = sealpost(tmp_path, "keys", "import", "--ca", pki.ca, pki.cert)
+    assert done.returncode == 0, done.stderr
+    assert b"stored smime key" in done.stdout
+    (key,) = listed(tmp_path)
+    assert key["address"] == "alice@example.org"
+    assert key["method"] == "smime" and not key["expired"]
+    assert len(key["fingerprint"]) == 64
+
+    again = sealpost(tmp_path, "keys", "import", "--ca", pki.ca, pki.cert)
+    assert again.returncode == 1 and b"already has" in again.stderr
+
+    expired = sealpost(tmp_path, "keys", "import", "--ca", pki.ca,
+                       pki.expired())
+    assert expired.returncode == 1 and b"expired" in expired.stderr
+
+
+def test_address_and_domain(pki, tmp_path):  # noqa: F811
+    wrong = sealpost(tmp_path, "keys", "import", "--ca", pki.ca,
+                     "--address", "bob@example.org", pki.cert)
+    assert wrong.returncode == 1
+    assert b"does not name bob@example.org" in wrong.stderr
+
+    done = sealpost(tmp_path, "keys", "import", "--ca", pki.ca,
+                    "--domain", "example.org", pki.cert)
+    assert done.returncode == 0, done.stderr
+    assert [k["address"] for k in listed(tmp_path)] == ["@example.org"]
+    table = sealpost(tmp_path, "keys", "list").stdout.decode()
+    assert "@example.org" in table and "smime" in table
+
+
+def test_openpgp_keys(keys, tmp_path):  # noqa: F811
+    for name, armored in (("rsa", True), ("cv25519", False)):
+        done = sealpost(tmp_path, "keys", "import",
+                        keys.export(name, armored))
+        assert done.returncode == 0, done.stderr
+    stored = listed(tmp_path)
+    assert sorted(k["address"] for k in stored) == ["rsa@example.com",
+                                                    "t@example.com"]
+    assert {k["fingerprint"] for k in stored} == {keys.fpr["rsa"],
+                                                  keys.fpr["cv25519"]}
+
+    for name, reason in (("revoked", b"revoked"), ("signer", b"encrypt"),
+                         ("expired", b"expired")):
+        done = sealpost(tmp_path, "keys", "import", keys.export(name, True))
+        assert done.returncode == 1, (name, done.stdout)
+        assert reason in done.stderr, (name, done.stderr)
+    assert len(listed(tmp_path)) == 2
+
+    removed = sealpost(tmp_path, "keys", "remove", "rsa@example.com",
+                       keys.fpr["rsa"].lower())
+    assert removed.returncode == 0, removed.stderr
+    assert [k["address"] for k in listed(tmp_path)] == ["t@example.com"]
+    assert sealpost(tmp_path, "keys", "remove",
+                    "rsa@example.com").returncode == 1
+    assert sealpost(tmp_path, "keys", "remove",
+                    "T@Example.com").returncode == 0
+    assert listed(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [[], ["--address", "x"], ["a", "b"],
+                                  ["--address", "a@b", "--domain", "b",
+                                   "f"]])
+def test_usage(tmp_path, args):
+    assert sealpost(tmp_path, "keys", "import", *args).returncode == 2
