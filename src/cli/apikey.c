@@ -64,11 +64,12 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
         } else if (option == 's') {
             if (strcmp(optarg, "send") != 0 && strcmp(optarg, "read") != 0 &&
                 strcmp(optarg, "webhooks") != 0 &&
-                strcmp(optarg, "templates") != 0) {
+                strcmp(optarg, "templates") != 0 &&
+                strcmp(optarg, "keys") != 0) {
                 fprintf(stderr,
                         "sealpost: --scope %s: send (SMTP AUTH, "
-                        "transmissions), read (events, metrics), webhooks "
-                        "or templates (managing them)\n",
+                        "transmissions), read (events, metrics), webhooks, "
+                        "templates or keys (managing them)\n",
                         optarg);
                 return CLI_USAGE;
             }
@@ -80,15 +81,15 @@ cli_apikey_create(const cli_globals *globals, int argc, char **argv)
             fprintf(option == 'h' ? stdout : stderr,
                     "usage: sealpost apikey create --name NAME "
                     "[--domain D ...]\n       [--scope "
-                    "send|read|webhooks|templates "
+                    "send|read|webhooks|templates|keys "
                     "...]\n\n"
                     "Prints a new API key once: keep it, sealpost stores "
                     "only its hash.  With\n--domain, the key may send only "
                     "from those domains.  With --scope, it may\ndo only "
                     "what the scopes name: send (SMTP AUTH, transmissions), "
-                    "read (events\nand metrics), webhooks and templates "
-                    "(manage them over the API).  Without\n--scope: send "
-                    "and read.\n");
+                    "read (events\nand metrics), webhooks, templates and "
+                    "keys (recipients' keys: manage them\nover the API).  "
+                    "Without --scope: send and read.\n");
             return option == 'h' ? CLI_OK : CLI_USAGE;
         }
     }

@@ -10,6 +10,7 @@
  *   api_transmissions.c
  *                   http__transmissions_create: POST /api/v1/transmissions
  *   api_templates.c http__templates_*: /api/v1/templates
+ *   api_keys.c  http__rkeys_*: /api/v1/recipient-keys
  */
 #ifndef SP_HTTP_INT_H
 #define SP_HTTP_INT_H
@@ -117,5 +118,8 @@ void http__templates_list(const http__call *call, http__reply *reply);
 void http__templates_show(const http__call *call, http__reply *reply);
 void http__templates_update(const http__call *call, http__reply *reply);
 void http__templates_delete(const http__call *call, http__reply *reply);
+void http__rkeys_create(const http__call *call, http__reply *reply);
+void http__rkeys_list(const http__call *call, http__reply *reply);
+void http__rkeys_delete(const http__call *call, http__reply *reply);
 
 #endif /* SP_HTTP_INT_H */

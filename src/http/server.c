@@ -78,6 +78,12 @@ static const struct http_route http_routes[] = {
      http__templates_update},
     {"DELETE", "/api/v1/templates/", true, "templates", HTTP_BODY_SMALL,
      http__templates_delete},
+    {"GET", "/api/v1/recipient-keys", false, "keys", HTTP_BODY_SMALL,
+     http__rkeys_list},
+    {"POST", "/api/v1/recipient-keys", false, "keys", HTTP_BODY_SMALL,
+     http__rkeys_create},
+    {"DELETE", "/api/v1/recipient-keys/", true, "keys", HTTP_BODY_SMALL,
+     http__rkeys_delete},
 };
 
 #define HTTP_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))

@@ -12,14 +12,18 @@ Certificates are made with the openssl command and OpenPGP keys with gpg
   default;
 - the same key twice for an address is refused;
 - list shows what is stored (JSON and table); remove takes one key by
-  fingerprint, or all of an address's.
+  fingerprint, or all of an address's;
+- /api/v1/recipient-keys does the same over HTTP, with the keys scope.
 """
+import base64
 import json
 import subprocess
 
 import pytest
 
 from conftest import SEALPOST
+from smtpd import Sealpostd
+from test_events import api
 from test_seal_pgp import keys  # noqa: F401 (a fixture)
 from test_seal_smime import pki  # noqa: F401 (a fixture)
 
@@ -105,3 +109,69 @@ def test_openpgp_keys(keys, tmp_path):  # noqa: F811
                                    "f"]])
 def test_usage(tmp_path, args):
     assert sealpost(tmp_path, "keys", "import", *args).returncode == 2
+
+
+def test_keys_over_the_http_api(keys, tmp_path):  # noqa: F811
+    """POST checks, then stores; GET lists; DELETE removes; the keys scope
+    is needed; a refused key is a 422 with the reason."""
+    server = Sealpostd(tmp_path)
+    with server:
+        admin = server.sealpost("apikey", "create", "--name", "admin",
+                                "--scope", "keys").stdout.decode().strip()
+        sender = server.sealpost("apikey", "create",
+                                 "--name", "app").stdout.decode().strip()
+        armored = keys.export("rsa", True).read_text()
+        binary = base64.b64encode(
+            keys.export("cv25519", False).read_bytes()).decode()
+
+        code, body = api(server, "/api/v1/recipient-keys", sender, "POST",
+                         {"key": armored})
+        assert code == 403, body
+
+        code, body = api(server, "/api/v1/recipient-keys", admin, "POST",
+                         {"key": armored})
+        assert code == 200, body
+        (stored,) = body["results"]
+        assert stored["address"] == "rsa@example.com"
+        assert stored["method"] == "pgp"
+        assert stored["fingerprint"] == keys.fpr["rsa"]
+
+        code, body = api(server, "/api/v1/recipient-keys", admin, "POST",
+                         {"key": armored})
+        assert code == 409, body
+
+        code, body = api(server, "/api/v1/recipient-keys", admin, "POST",
+                         {"key_base64": binary, "domain": "example.com"})
+        assert code == 200, body
+        assert body["results"][0]["address"] == "@example.com"
+
+        for payload, words in (
+                ({"key": keys.export("revoked", True).read_text()},
+                 "revoked"),
+                ({"key": armored, "address": "bob@example.com"},
+                 "does not name"),
+                ({"key": "not a key"}, "neither"),
+                ({"key": armored, "key_base64": binary}, "one of")):
+            code, body = api(server, "/api/v1/recipient-keys", admin,
+                             "POST", payload)
+            assert code == 422, (payload, body)
+            assert words in json.dumps(body), (words, body)
+
+        code, body = api(server, "/api/v1/recipient-keys", admin)
+        assert code == 200
+        assert sorted(k["address"] for k in body["results"]) == \
+            ["@example.com", "rsa@example.com"]
+        code, body = api(server,
+                         "/api/v1/recipient-keys?address=RSA@example.com",
+                         admin)
+        assert [k["address"] for k in body["results"]] == \
+            ["rsa@example.com"]
+
+        code, _ = api(server, "/api/v1/recipient-keys/rsa@example.com",
+                      admin, "DELETE")
+        assert code == 204
+        code, _ = api(server, "/api/v1/recipient-keys/rsa@example.com",
+                      admin, "DELETE")
+        assert code == 404
+        assert [k["address"] for k in listed(server.data_dir)] == \
+            ["@example.com"]
