@@ -31,6 +31,7 @@
  * diagnostics to standard error, with no switch per ffi, so a program
  * that reads keys from others should send its standard error to its log.
  */
+#include "mail/mail.h"
 #include "seal.h"
 
 #include <openssl/rand.h>
@@ -545,12 +546,13 @@ pgp_encrypt(rnp_ffi_t ffi, const char *fpr, const char *entity, size_t len,
         result = rnp_output_memory_get_buf(output, &text, &text_len, false);
 
     /* rnp ends armor lines with LF; mail wants CRLF and nothing else. */
-    for (size_t i = 0; result == RNP_SUCCESS && rc == SP_OK && i < text_len;
-         i++) {
-        if (text[i] == '\r')
-            continue;
-        rc = text[i] == '\n' ? sp_buf_append(armored, "\r\n", 2)
-                             : sp_buf_append(armored, &text[i], 1);
+    if (result == RNP_SUCCESS) {
+        sp_mail_eol eol;
+
+        sp_mail_eol_init(&eol);
+        rc = sp_mail_eol_feed(&eol, text, text_len, armored);
+        if (rc == SP_OK)
+            rc = sp_mail_eol_finish(&eol, armored);
     }
     if (result == RNP_SUCCESS && rc == SP_OK &&
         (armored->len < 2 || armored->data[armored->len - 1] != '\n'))
