@@ -203,7 +203,8 @@ int sp_keys_zone(sp_keys *keys, const char *domain, bool relative, sp_buf *out,
  * revocation record of each key retired.  Each record that could not be
  * published is appended to notes, one line each, and the step goes on:
  * the key then waits, pending, as if the operator had not published yet.
- * Does nothing without an update server.
+ * Without an update server, the record of each key made is appended to
+ * notes for the operator to publish.
  */
 void sp_keys_publish(sp_keys *keys, const sp_keys_report *report,
                      sp_buf *notes);

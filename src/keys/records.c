@@ -203,11 +203,43 @@ publish_one(sp_keys *keys, const sp_keys_change *change, sp_error *err)
     return rc;
 }
 
+/*
+ * No update server: the record of each key made, for the operator to
+ * publish, one line each (the first start shows it; "sealpost dkim dns"
+ * prints it again in zone-file syntax).
+ */
+static void
+publish_by_hand(sp_keys *keys, const sp_keys_report *report, sp_buf *notes)
+{
+    for (size_t i = 0; i < report->count; i++) {
+        const sp_keys_change *change = &report->changes[i];
+        sp_store_key *rows = NULL;
+        size_t count = 0;
+        char name[400];
+
+        if (!change->made || sp_store_key_list(keys->store, change->domain,
+                                               &rows, &count, NULL) != SP_OK)
+            continue;
+        for (size_t k = 0; k < count; k++)
+            if (rows[k].id == change->key_id) {
+                sp_keys_name(&rows[k], name, sizeof(name));
+                sp_buf_printf(notes,
+                              "publish the TXT record %s with the value %s "
+                              "(sealpost dkim dns %s --zone prints it for a "
+                              "zone file)\n",
+                              name, rows[k].public_record, change->domain);
+            }
+        sp_store_keys_free(rows, count);
+    }
+}
+
 void
 sp_keys_publish(sp_keys *keys, const sp_keys_report *report, sp_buf *notes)
 {
-    if (keys->config->dns_update_server[0] == '\0')
+    if (keys->config->dns_update_server[0] == '\0') {
+        publish_by_hand(keys, report, notes);
         return;
+    }
     for (size_t i = 0; i < report->count; i++) {
         const sp_keys_change *change = &report->changes[i];
         sp_error err;

@@ -140,3 +140,34 @@ def test_example_configuration_is_valid(tmp):
                for line in lines), lines
     proc.terminate()
     assert proc.wait(timeout=10) == 0
+
+
+def test_first_start_makes_keys_and_says_what_to_publish(tmp):
+    """A configured domain without keys gets an RSA and an Ed25519 key on
+    the first start, and the log says which TXT record to publish for
+    each: the one "sealpost dkim dns" prints."""
+    conf = tmp / "sealpost.conf"
+    conf.write_text(f"data_dir = {tmp / 'data'}\n"
+                    "dkim_domains = example.com\ndelivery_hold = yes\n")
+    proc = start("--config", conf, "--smtp-listen",
+                 f"127.0.0.1:{free_port()}")
+    wait_ready(proc)
+    published = []
+    deadline = time.monotonic() + 20
+    while len(published) < 2 and time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        if "dkim_publish" in line:
+            published.append(line)
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+    assert len(published) == 2, published
+
+    dns = subprocess.run([os.environ["SEALPOST"], "--config", str(conf),
+                          "dkim", "dns", "example.com"], capture_output=True,
+                         timeout=30).stdout.decode()
+    for line in published:
+        name, value = re.search(r"TXT record (\S+) with the value "
+                                r"(v=DKIM1; k=\w+; p=\S+) ", line).groups()
+        assert name.endswith("._domainkey.example.com")
+        key = value.split("p=")[1]
+        assert key[:40] in dns.replace('"', "").replace("\n", ""), (key, dns)
