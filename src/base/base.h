@@ -146,6 +146,13 @@ _Noreturn void sp_log_panic(const char *fmt, ...) SP_PRINTF(1, 2);
  */
 char *sp_log_escape(char *dst, size_t dst_size, const void *text, size_t len);
 
+/*
+ * Make text (NUL-terminated, changed in place) fit to show and to put in
+ * JSON: control bytes and bytes that do not form UTF-8 become '?'.  For
+ * names that come from peers (attachment names, certificate subjects).
+ */
+void sp_text_clean(char *text);
+
 /* Allocation for programs: stops the process when memory runs out. */
 void *sp_xmalloc(size_t size);
 char *sp_xstrdup(const char *text);

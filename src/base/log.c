@@ -1,10 +1,10 @@
 /*
  * log.c: the log API of the daemon and the CLI.
  *
- * Owns sp_log_* and the sp_x* allocation wrappers.  Lines go to stderr, one
- * per event, prefixed with the program name and the level when it is not
- * info.  Library modules never log: they return errors with a detail text,
- * and the program that called them decides what to print.
+ * Owns sp_log_*, sp_text_clean and the sp_x* allocation wrappers.  Lines go to
+ * stderr, one per event, prefixed with the program name and the level when it
+ * is not info.  Library modules never log: they return errors with a detail
+ * text, and the program that called them decides what to print.
  *
  * Limits: no syslog or log file yet; the daemon's supervisor is expected to
  * collect stderr (systemd's journal does).
@@ -148,4 +148,27 @@ sp_xstrdup(const char *text)
 
     memcpy(copy, text, len + 1);
     return copy;
+}
+
+void
+sp_text_clean(char *text)
+{
+    unsigned char *c = (unsigned char *)text;
+
+    while (*c != '\0') {
+        int length = *c < 0x80             ? 1
+                     : (*c & 0xE0) == 0xC0 ? 2
+                     : (*c & 0xF0) == 0xE0 ? 3
+                     : (*c & 0xF8) == 0xF0 ? 4
+                                           : 0;
+        bool ok = length > 0;
+
+        for (int i = 1; i < length && ok; i++)
+            ok = (c[i] & 0xC0) == 0x80;
+        if (!ok || (length == 1 && (*c < ' ' || *c == 0x7F))) {
+            *c++ = '?';
+            continue;
+        }
+        c += length;
+    }
 }

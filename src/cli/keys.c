@@ -13,6 +13,7 @@
  */
 #include "cli.h"
 #include "crypt/seal.h"
+#include "mail/mail.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -140,7 +141,7 @@ cli_keys_import(const cli_globals *globals, int argc, char **argv)
     }
     if (argc - optind != 1 || (address != NULL && domain != NULL) ||
         (address != NULL && strchr(address, '@') == NULL) ||
-        (domain != NULL && (domain[0] == '\0' || strchr(domain, '@'))))
+        (domain != NULL && !sp_mail_domain_valid(domain, strlen(domain), 0)))
         return import_usage(stderr, CLI_USAGE);
 
     /* Read and check before anything is stored. */
@@ -161,6 +162,13 @@ cli_keys_import(const cli_globals *globals, int argc, char **argv)
                 argv[optind], address,
                 key->n_addresses ? key->addresses[0] : "no address",
                 key->n_addresses > 1 ? " and others" : "");
+        rc = CLI_NEGATIVE;
+    } else if (address == NULL && domain == NULL &&
+               key->n_addresses > SP_SEAL_MAX_ADDRESSES) {
+        fprintf(stderr,
+                "sealpost: %s: refused: the key names %zu addresses, more "
+                "than the %d stored at once; give --address\n",
+                argv[optind], key->n_addresses, SP_SEAL_MAX_ADDRESSES);
         rc = CLI_NEGATIVE;
     } else if (address == NULL && domain == NULL && key->n_addresses == 0) {
         fprintf(stderr,
@@ -246,9 +254,10 @@ cli_keys_list(const cli_globals *globals, int argc, char **argv)
         keys_date(key->not_after, until, sizeof(until));
         if (json) {
             json_t *line =
-                json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "address",
+                json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "address",
                           key->address, "method", key->method, "fingerprint",
                           key->fingerprint, "subject", key->subject,
+                          "not_before", (json_int_t)key->not_before,
                           "not_after", (json_int_t)key->not_after, "imported",
                           (json_int_t)key->imported, "expired", expired);
 

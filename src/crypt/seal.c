@@ -46,16 +46,59 @@ seal_is_pgp(const unsigned char *data, size_t len)
     return ((data[0] >> 2) & 0x0F) == 6;
 }
 
+/*
+ * Whether address is one to store and match: local@domain, the local part
+ * of visible characters (no blank, control or quote), the domain a valid
+ * name.  Keys may name anything; only such addresses are kept.
+ */
+static bool
+seal_address_ok(const char *address)
+{
+    const char *at = strrchr(address, '@');
+
+    if (at == NULL || at == address || at - address > 64)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)address;
+         c < (const unsigned char *)at; c++)
+        if (*c <= ' ' || *c == 0x7F || *c == '@' || *c == '"' || *c == '<' ||
+            *c == '>' || *c == '\\')
+            return false;
+    return sp_mail_domain_valid(at + 1, strlen(at + 1), 0);
+}
+
 int
 sp_seal_key_read(const void *data, size_t len, const sp_seal_check *check,
                  sp_seal_key **out, sp_error *err)
 {
+    sp_seal_key *key;
+    size_t kept = 0;
+    int rc;
+
     *out = NULL;
     if (len == 0)
         return sp_err_set(err, SP_ESYNTAX, "the key file is empty");
-    if (seal_is_pgp(data, len))
-        return sp_seal_pgp_read(data, len, check, out, err);
-    return sp_seal_smime_read(data, len, check, out, err);
+    if (len > SP_SEAL_MAX_KEY_BYTES)
+        return sp_err_set(err, SP_ELIMIT,
+                          "the key file has %zu octets; keys are taken up to "
+                          "%d",
+                          len, SP_SEAL_MAX_KEY_BYTES);
+    rc = seal_is_pgp(data, len)
+             ? sp_seal_pgp_read(data, len, check, &key, err)
+             : sp_seal_smime_read(data, len, check, &key, err);
+    if (rc != SP_OK)
+        return rc;
+
+    /* Only addresses fit to match mail are kept. */
+    for (size_t i = 0; i < key->n_addresses; i++) {
+        if (seal_address_ok(key->addresses[i]))
+            key->addresses[kept++] = key->addresses[i];
+        else
+            sp_free(key->addresses[i]);
+    }
+    key->n_addresses = kept;
+    sp_text_clean(key->subject);
+    *out = key;
+    return SP_OK;
 }
 
 bool

@@ -40,6 +40,15 @@ typedef struct sp_seal_key {
     void *impl; /* X509 and its chain, or an rnp ffi holding the key */
 } sp_seal_key;
 
+/*
+ * The most addresses a key is stored for at once: each is a copy of the
+ * key in the directory.  A key naming more is stored for one address.
+ */
+#define SP_SEAL_MAX_ADDRESSES 32
+
+/* The largest key file taken: real certificates and keys are a few KiB. */
+#define SP_SEAL_MAX_KEY_BYTES (1024 * 1024)
+
 /* What reading a key checks against. */
 typedef struct sp_seal_check {
     int64_t now;         /* the time keys must be valid at */
@@ -54,7 +63,10 @@ typedef struct sp_seal_check {
  * certificate, a chain to a trusted root, key usage that allows
  * encryption (keyEncipherment or keyAgreement) and, where present, the
  * extended key usage emailProtection; for an OpenPGP key, not revoked,
- * not expired, and a valid key or subkey that may encrypt.
+ * not expired, and a valid key or subkey that may encrypt.  Addresses
+ * that are not local@domain with a valid domain are dropped; the subject
+ * is cleaned of controls and bytes that are not UTF-8.  Input over
+ * SP_SEAL_MAX_KEY_BYTES is SP_ELIMIT.
  * SP_EKEY with the reason for a key that fails a check, SP_ESYNTAX for
  * bytes that are no key, SP_EIO when check->ca_file cannot be read,
  * SP_ENOMEM.  Free *out with sp_seal_key_free.

@@ -59,16 +59,25 @@ daemon_reports_address(const sp_config *config, const char *recipient)
     return false;
 }
 
+/* text made safe for a log line (it comes from senders and reports). */
+static const char *
+report_escape(char *out, size_t size, const char *text)
+{
+    return sp_log_escape(out, size, text, strlen(text));
+}
+
 /* Keep what could not be read, with the message, in the invalid bucket. */
 static void
 report_refuse(struct report_tally *tally, const char *part, const char *reason)
 {
-    char source[400];
+    char source[400], shown[2][400];
 
     tally->refused++;
     snprintf(source, sizeof(source), "%s%s%s", tally->job->source,
              part[0] ? ": " : "", part);
-    sp_log_warning("dmarc_report source=\"%s\" refused=\"%s\"", source, reason);
+    sp_log_warning("dmarc_report source=\"%s\" refused=\"%s\"",
+                   report_escape(shown[0], sizeof(shown[0]), source),
+                   report_escape(shown[1], sizeof(shown[1]), reason));
     if (tally->rc == SP_OK &&
         sp_store_dmarc_refuse(tally->reports->store, source, reason,
                               tally->job->data, (int64_t)tally->job->len,
@@ -95,11 +104,16 @@ report_found(void *arg, const char *part, sp_dmarc_report *report,
                                   tally->job->source, (int64_t)time(NULL), NULL,
                                   &err);
     if (rc == SP_OK) {
+        char shown[4][200];
+
         tally->read++;
         sp_log_info("dmarc_report source=\"%s\" org=\"%s\" report_id=\"%s\" "
-                    "domain=%s records=%zu",
-                    tally->job->source, report->org_name, report->report_id,
-                    report->domain, report->n_rows);
+                    "domain=\"%s\" records=%zu",
+                    report_escape(shown[0], 200, tally->job->source),
+                    report_escape(shown[1], 200, report->org_name),
+                    report_escape(shown[2], 200, report->report_id),
+                    report_escape(shown[3], 200, report->domain),
+                    report->n_rows);
     } else if (rc == SP_EINVAL) {
         tally->duplicates++;
     } else if (tally->rc == SP_OK) {
@@ -121,9 +135,13 @@ report_take(struct daemon_reports *reports, struct report_job *job)
                       &tally, &err) != SP_OK)
         report_refuse(&tally, "", err.text);
 
-    if (tally.rc != SP_OK)
-        sp_log_error("dmarc_report source=\"%s\" error=\"%s\"", job->source,
-                     tally.err.text);
+    if (tally.rc != SP_OK) {
+        char shown[2][400];
+
+        sp_log_error("dmarc_report source=\"%s\" error=\"%s\"",
+                     report_escape(shown[0], 400, job->source),
+                     report_escape(shown[1], 400, tally.err.text));
+    }
     snprintf(summary, sizeof(summary),
              "%zu report%s read, %zu duplicate%s, %zu refused", tally.read,
              tally.read == 1 ? "" : "s", tally.duplicates,

@@ -299,19 +299,28 @@ set_time(sp_dmarc_parser *parser, int64_t *field, const char *what,
     *field = (int64_t)number;
 }
 
-/* Append a zeroed element to *list and return it, or NULL. */
+/*
+ * Append a zeroed element to *list and return it, or NULL.  Lists grow
+ * only through here, so their room is the count rounded up to a power of
+ * two (at least 4): it doubles when the count reaches it, and appending
+ * stays linear however many records a report has.
+ */
 static void *
 push(sp_dmarc_parser *parser, void *list_ptr, size_t *count, size_t size)
 {
     void **list = list_ptr;
-    char *grown = sp_realloc(*list, (*count + 1) * size);
+    size_t n = *count;
+    char *grown = *list;
 
-    if (grown == NULL) {
-        parser_fail(parser, SP_ENOMEM, "out of memory");
-        return NULL;
+    if (n == 0 || (n >= 4 && (n & (n - 1)) == 0)) {
+        grown = sp_realloc(*list, (n == 0 ? 4 : n * 2) * size);
+        if (grown == NULL) {
+            parser_fail(parser, SP_ENOMEM, "out of memory");
+            return NULL;
+        }
+        *list = grown;
     }
-    *list = grown;
-    memset(grown + *count * size, 0, size);
+    memset(grown + n * size, 0, size);
     return grown + (*count)++ * size;
 }
 

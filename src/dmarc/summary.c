@@ -186,6 +186,15 @@ aligned(const char *domain, const char *header_from)
  * The tallies.
  */
 
+/*
+ * Add n to a tally without passing INT64_MAX: counts come from receivers,
+ * and the document holds them as signed 64-bit numbers.
+ */
+#define TALLY(field, n)                                                        \
+    ((field) = (uint64_t)INT64_MAX - (field) < (uint64_t)(n)                   \
+                   ? (uint64_t)INT64_MAX                                       \
+                   : (field) + (uint64_t)(n))
+
 /* Messages judged, passing, and passing aligned. */
 typedef struct tally {
     uint64_t messages, pass, aligned;
@@ -445,12 +454,12 @@ count_dkim(sp_dmarc_summary *summary, domain_entry *domain,
             selector_get(summary, source->selectors, name, selector)};
 
         for (size_t k = 0; k < 2; k++) {
-            entries[k]->dkim.messages += count;
-            entries[k]->dkim.pass += pass ? count : 0;
-            entries[k]->dkim.aligned += in_line ? count : 0;
-            entries[k]->results[result_index(dkim->result)] += count;
+            TALLY(entries[k]->dkim.messages, count);
+            TALLY(entries[k]->dkim.pass, pass ? count : 0);
+            TALLY(entries[k]->dkim.aligned, in_line ? count : 0);
+            TALLY(entries[k]->results[result_index(dkim->result)], count);
             if (any_pass && unjudged(dkim->result))
-                entries[k]->unsupported += count;
+                TALLY(entries[k]->unsupported, count);
         }
     }
 }
@@ -469,11 +478,11 @@ count_spf(source_entry *source, const sp_dmarc_record_view *record,
             chosen = &record->spf_results[i];
     if (chosen == NULL)
         return;
-    source->spf.messages += count;
+    TALLY(source->spf.messages, count);
     if (chosen->result != NULL && strcmp(chosen->result, "pass") == 0) {
-        source->spf.pass += count;
+        TALLY(source->spf.pass, count);
         if (aligned(chosen->domain, record->header_from))
-            source->spf.aligned += count;
+            TALLY(source->spf.aligned, count);
     }
 }
 
@@ -505,7 +514,7 @@ count_overrides(domain_entry *domain, const char *reasons_json, uint64_t count)
         } else {
             g_free(key);
         }
-        entry->messages += count;
+        TALLY(entry->messages, count);
     }
     json_decref(reasons);
 }
@@ -552,17 +561,17 @@ sp_dmarc_summary_add(sp_dmarc_summary *summary,
     disposition = disposition_index(record->disposition);
     source = source_get(summary, domain,
                         record->source_ip != NULL ? record->source_ip : "");
-    reporter->messages += count;
-    domain->messages += count;
-    source->messages += count;
-    domain->dmarc_pass += dkim_pass || spf_pass ? count : 0;
-    source->dmarc_pass += dkim_pass || spf_pass ? count : 0;
-    domain->dkim_aligned += dkim_pass ? count : 0;
-    source->dkim_aligned += dkim_pass ? count : 0;
-    domain->spf_aligned += spf_pass ? count : 0;
-    source->spf_aligned += spf_pass ? count : 0;
-    domain->dispositions[disposition] += count;
-    source->dispositions[disposition] += count;
+    TALLY(reporter->messages, count);
+    TALLY(domain->messages, count);
+    TALLY(source->messages, count);
+    TALLY(domain->dmarc_pass, dkim_pass || spf_pass ? count : 0);
+    TALLY(source->dmarc_pass, dkim_pass || spf_pass ? count : 0);
+    TALLY(domain->dkim_aligned, dkim_pass ? count : 0);
+    TALLY(source->dkim_aligned, dkim_pass ? count : 0);
+    TALLY(domain->spf_aligned, spf_pass ? count : 0);
+    TALLY(source->spf_aligned, spf_pass ? count : 0);
+    TALLY(domain->dispositions[disposition], count);
+    TALLY(source->dispositions[disposition], count);
 
     count_dkim(summary, domain, source, record, count);
     count_spf(source, record, count);
@@ -734,8 +743,8 @@ advice_json(GPtrArray *sources)
 
         if (entry->own) {
             own_count++;
-            own_messages += entry->messages;
-            own_failed += failed;
+            TALLY(own_messages, entry->messages);
+            TALLY(own_failed, failed);
             if (failed > 0)
                 json_array_append_new(
                     own_failing,
@@ -743,7 +752,7 @@ advice_json(GPtrArray *sources)
                               (json_int_t)entry->messages, "dkim_aligned_fail",
                               (json_int_t)failed));
         } else if (entry->messages > entry->dmarc_pass) {
-            foreign_failed += entry->messages - entry->dmarc_pass;
+            TALLY(foreign_failed, entry->messages - entry->dmarc_pass);
             if (json_array_size(foreign_failing) < SUMMARY_MAX_FOREIGN)
                 json_array_append_new(
                     foreign_failing,

@@ -27,8 +27,9 @@
 
 #define UNPACK_MIB         ((size_t)1 << 20)
 #define UNPACK_CHUNK       65536
-#define UNPACK_MAIL_DEPTH  3  /* messages forwarded inside messages */
-#define UNPACK_MAX_MEMBERS 64 /* payloads per zip or per mail */
+#define UNPACK_MAIL_DEPTH  8    /* messages forwarded inside messages */
+#define UNPACK_MAX_MEMBERS 1000 /* payloads per input */
+#define UNPACK_MAX_PARTS   4096 /* MIME boundary lines in one mail */
 
 enum kind { KIND_EMPTY, KIND_GZIP, KIND_ZIP, KIND_XML, KIND_MAIL, KIND_OTHER };
 
@@ -52,7 +53,27 @@ typedef struct reader {
     sp_dmarc_found_fn *found;
     void *arg;
     size_t payloads; /* found, read or refused */
+    bool capped;     /* told already that the rest is not read */
 } reader;
+
+/* Say once that what follows is not read; true when the cap is reached. */
+static bool
+reader_capped(reader *rd, const char *part)
+{
+    sp_error refusal;
+
+    if (rd->payloads < UNPACK_MAX_MEMBERS)
+        return false;
+    if (!rd->capped) {
+        rd->capped = true;
+        sp_err_set(&refusal, SP_ELIMIT,
+                   "more than %d reports in one input: the rest is not "
+                   "read",
+                   UNPACK_MAX_MEMBERS);
+        rd->found(rd->arg, part, NULL, &refusal);
+    }
+    return true;
+}
 
 void
 sp_dmarc_limits_default(sp_dmarc_limits *limits)
@@ -340,14 +361,16 @@ read_zip(reader *rd, const char *part, const void *data, size_t len)
         rd->found(rd->arg, part, NULL, &refusal);
         return;
     }
-    while (archive_read_next_header(zip, &entry) == ARCHIVE_OK &&
-           index < UNPACK_MAX_MEMBERS) {
+    while (archive_read_next_header(zip, &entry) == ARCHIVE_OK) {
         const char *member = archive_entry_pathname(entry);
 
         if (archive_entry_filetype(entry) != AE_IFREG)
             continue;
+        if (reader_capped(rd, part))
+            break;
         snprintf(name, sizeof(name), "%s%s%s", part, part[0] ? "/" : "",
                  member != NULL ? member : "?");
+        sp_text_clean(name);
 
         /* A size stated past the cap is not inflated at all. */
         if (archive_entry_size_is_set(entry) &&
@@ -402,9 +425,14 @@ read_mime_part(reader *rd, GMimePart *mime)
         (kind != KIND_XML ||
          memmem(bytes->data, bytes->len, "<feedback", 9) == NULL))
         kind = KIND_OTHER;
-    if (kind == KIND_GZIP || kind == KIND_ZIP || kind == KIND_XML)
-        read_layer(rd, filename != NULL ? filename : "attachment", bytes->data,
-                   bytes->len);
+    if (kind == KIND_GZIP || kind == KIND_ZIP || kind == KIND_XML) {
+        char name[256];
+
+        snprintf(name, sizeof(name), "%s",
+                 filename != NULL ? filename : "attachment");
+        sp_text_clean(name); /* it goes to logs, terminals and JSON */
+        read_layer(rd, name, bytes->data, bytes->len);
+    }
     g_object_unref(sink);
 }
 
@@ -415,18 +443,54 @@ walk_mime(reader *rd, GMimeObject *object, int depth)
         GMimeMultipart *multipart = GMIME_MULTIPART(object);
         int count = g_mime_multipart_get_count(multipart);
 
-        for (int i = 0; i < count && rd->payloads < UNPACK_MAX_MEMBERS; i++)
+        for (int i = 0; i < count && !reader_capped(rd, ""); i++)
             walk_mime(rd, g_mime_multipart_get_part(multipart, i), depth);
     } else if (GMIME_IS_MESSAGE_PART(object)) {
         GMimeMessage *inner =
             g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
 
-        if (inner != NULL && depth < UNPACK_MAIL_DEPTH &&
-            g_mime_message_get_mime_part(inner) != NULL)
+        if (inner != NULL && depth >= UNPACK_MAIL_DEPTH) {
+            sp_error refusal;
+
+            sp_err_set(&refusal, SP_ELIMIT,
+                       "a message forwarded more than %d deep is not read",
+                       UNPACK_MAIL_DEPTH);
+            rd->payloads++;
+            rd->found(rd->arg, "", NULL, &refusal);
+        } else if (inner != NULL &&
+                   g_mime_message_get_mime_part(inner) != NULL) {
             walk_mime(rd, g_mime_message_get_mime_part(inner), depth + 1);
+        }
     } else if (GMIME_IS_PART(object)) {
         read_mime_part(rd, GMIME_PART(object));
     }
+}
+
+/* Whether data has more lines starting "--", or header lines, than
+ * UNPACK_MAX_PARTS. */
+static bool
+mail_too_parted(const unsigned char *data, size_t len)
+{
+    size_t boundaries = 0, header_lines = 0;
+    bool in_header = true;
+
+    for (const unsigned char *at = data, *end = data + len; at < end;) {
+        const unsigned char *nl = memchr(at, '\n', (size_t)(end - at));
+        size_t line = (size_t)((nl != NULL ? nl : end) - at);
+
+        if (in_header && (line == 0 || (line == 1 && at[0] == '\r')))
+            in_header = false;
+        else if (in_header)
+            header_lines++;
+        if (line >= 2 && at[0] == '-' && at[1] == '-')
+            boundaries++;
+        if (boundaries > UNPACK_MAX_PARTS || header_lines > UNPACK_MAX_PARTS)
+            return true;
+        if (nl == NULL)
+            break;
+        at = nl + 1;
+    }
+    return false;
 }
 
 /* SP_ESYNTAX when the mail holds no report. */
@@ -437,6 +501,18 @@ read_mail(reader *rd, const unsigned char *data, size_t len, sp_error *err)
     GMimeParser *mime_parser;
     GMimeMessage *message;
     size_t before = rd->payloads;
+
+    /*
+     * GMime builds the whole tree; a mail of many thousand parts or header
+     * fields would cost memory out of all proportion to its size.  Report
+     * mails have a few of each.
+     */
+    if (mail_too_parted(data, len))
+        return sp_err_set(err, SP_ELIMIT,
+                          "not read: the mail has more than %d MIME "
+                          "boundaries or header lines, where report mails "
+                          "have a few",
+                          UNPACK_MAX_PARTS);
 
     sp_mail_compose_init(); /* GMime, started once for the process */
     stream = g_mime_stream_mem_new_with_buffer((const char *)data, len);

@@ -25,6 +25,7 @@
 #include "http_int.h"
 
 #include "crypt/seal.h"
+#include "mail/mail.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -135,8 +136,9 @@ http__rkeys_create(const http__call *call, http__reply *reply)
     if ((address != NULL && (!json_is_string(address) ||
                              !strchr(json_string_value(address), '@'))) ||
         (domain != NULL &&
-         (!json_is_string(domain) || json_string_length(domain) == 0 ||
-          strchr(json_string_value(domain), '@'))) ||
+         (!json_is_string(domain) ||
+          !sp_mail_domain_valid(json_string_value(domain),
+                                json_string_length(domain), 0))) ||
         (address != NULL && domain != NULL)) {
         rkeys_invalid(reply, "address, domain",
                       "an address, or a domain, not both");
@@ -152,6 +154,15 @@ http__rkeys_create(const http__call *call, http__reply *reply)
         !sp_seal_key_names(key, json_string_value(address))) {
         snprintf(target, sizeof(target), "the key does not name %.200s",
                  json_string_value(address));
+        http__fail(reply, 422, "1300", "key refused", target);
+        goto done;
+    }
+    if (address == NULL && domain == NULL &&
+        key->n_addresses > SP_SEAL_MAX_ADDRESSES) {
+        snprintf(target, sizeof(target),
+                 "the key names %zu addresses, more than the %d stored at "
+                 "once; give an address",
+                 key->n_addresses, SP_SEAL_MAX_ADDRESSES);
         http__fail(reply, 422, "1300", "key refused", target);
         goto done;
     }

@@ -175,3 +175,38 @@ def test_keys_over_the_http_api(keys, tmp_path):  # noqa: F811
         assert code == 404
         assert [k["address"] for k in listed(server.data_dir)] == \
             ["@example.com"]
+
+
+def test_many_and_malformed_addresses(pki, tmp_path):  # noqa: F811
+    """A certificate naming more addresses than are stored at once is
+    taken only for one --address; addresses that are not local@domain
+    (no '@', a space, a line break) are dropped, not stored."""
+    sans = ",".join(f"email:u{n}@example.org" for n in range(40))
+    bad = "email:no-at-sign,email:two words@example.org,email:ok@example.org"
+    made = {}
+    for name, san in (("many", sans), ("bad", bad)):
+        (tmp_path / f"{name}.cnf").write_text(
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, keyEncipherment\n"
+            "extendedKeyUsage = emailProtection\n"
+            f"subjectAltName = {san}\n")
+        subprocess.run(["openssl", "x509", "-req", "-in",
+                        str(pki.dir / "alice.csr"), "-CA", str(pki.ca),
+                        "-CAkey", str(pki.dir / "ca.key"), "-set_serial",
+                        str(len(made) + 50), "-days", "30", "-extfile",
+                        str(tmp_path / f"{name}.cnf"), "-out",
+                        str(tmp_path / f"{name}.pem")],
+                       check=True, capture_output=True)
+        made[name] = tmp_path / f"{name}.pem"
+
+    refused = sealpost(tmp_path / "d", "keys", "import", "--ca", pki.ca,
+                       made["many"])
+    assert refused.returncode == 1 and b"give --address" in refused.stderr
+    done = sealpost(tmp_path / "d", "keys", "import", "--ca", pki.ca,
+                    "--address", "u7@example.org", made["many"])
+    assert done.returncode == 0, done.stderr
+    done = sealpost(tmp_path / "d", "keys", "import", "--ca", pki.ca,
+                    made["bad"])
+    assert done.returncode == 0, done.stderr
+    assert sorted(k["address"] for k in listed(tmp_path / "d")) == \
+        ["ok@example.org", "u7@example.org"]
