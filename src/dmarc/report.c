@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define PARSER_MAX_DEPTH 32
 #define PARSER_MAX_VALUE 65536
@@ -50,7 +51,8 @@ struct sp_dmarc_parser {
     unsigned feedback_depth; /* depth inside <feedback>; 0 before it */
     char wrapper[PARSER_NAME_MAX]; /* the root, when not <feedback> */
     bool began;                    /* a byte other than blanks has arrived */
-    int64_t fed;                   /* bytes handed to expat before this piece */
+    int64_t fed;                   /* bytes handed to expat so far */
+    bool trailing;                 /* more than blanks came after </feedback> */
     int64_t root_end;  /* where </feedback> ends in what expat read */
     unsigned bom_seen; /* bytes of a UTF-8 byte order mark so far */
     bool bom_over;     /* past where a byte order mark may be */
@@ -685,6 +687,32 @@ on_doctype(void *arg, const XML_Char *name, const XML_Char *system_id,
                 "its entities could expand or read files");
 }
 
+/*
+ * Windows-1252, which expat does not know and some reporters declare: a
+ * byte is its Latin-1 code point but for 0x80-0x9F.  The five bytes the
+ * code page leaves undefined keep their C1 value, as browsers read them.
+ */
+static int XMLCALL
+on_unknown_encoding(void *data, const XML_Char *name, XML_Encoding *info)
+{
+    static const unsigned short c1[32] = {
+        0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+        0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+        0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+        0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+
+    (void)data;
+    if (strcasecmp(name, "windows-1252") != 0 &&
+        strcasecmp(name, "cp1252") != 0)
+        return XML_STATUS_ERROR;
+    for (int byte = 0; byte < 256; byte++)
+        info->map[byte] = byte >= 0x80 && byte < 0xA0 ? c1[byte - 0x80] : byte;
+    info->data = NULL;
+    info->convert = NULL;
+    info->release = NULL;
+    return XML_STATUS_OK;
+}
+
 /* ------------------------------------------------------------------------
  * The parser.
  */
@@ -713,6 +741,7 @@ sp_dmarc_parser_new(bool repair)
     XML_SetElementHandler(parser->xml, on_start, on_end);
     XML_SetCharacterDataHandler(parser->xml, on_text);
     XML_SetStartDoctypeDeclHandler(parser->xml, on_doctype);
+    XML_SetUnknownEncodingHandler(parser->xml, on_unknown_encoding, NULL);
     XML_SetParamEntityParsing(parser->xml, XML_PARAM_ENTITY_PARSING_NEVER);
     return parser;
 }
@@ -760,6 +789,15 @@ xml_error_at_end(enum XML_Error code)
            code == XML_ERROR_UNCLOSED_CDATA_SECTION;
 }
 
+/* Bytes after </feedback>: blanks pass, anything else is noted once. */
+static void
+note_trailing(sp_dmarc_parser *parser, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !parser->trailing; i++)
+        if (strchr(" \t\r\n", data[i]) == NULL || data[i] == '\0')
+            parser->trailing = true;
+}
+
 /* Hand bytes to expat, a chunk at a time. */
 static int
 xml_feed(sp_dmarc_parser *parser, const char *data, size_t len, bool final)
@@ -767,9 +805,16 @@ xml_feed(sp_dmarc_parser *parser, const char *data, size_t len, bool final)
     do {
         size_t chunk = len < PARSER_CHUNK ? len : PARSER_CHUNK;
         bool last = final && chunk == len;
+        bool was_closed = parser->root_closed;
+        int64_t start = parser->fed;
+        int status = XML_Parse(parser->xml, data, (int)chunk, last);
 
-        if (XML_Parse(parser->xml, data, (int)chunk, last) ==
-            XML_STATUS_ERROR) {
+        parser->fed += (int64_t)chunk;
+        if (parser->root_closed && !was_closed &&
+            parser->root_end - start < (int64_t)chunk)
+            note_trailing(parser, data + (parser->root_end - start),
+                          chunk - (size_t)(parser->root_end - start));
+        if (status == XML_STATUS_ERROR) {
             enum XML_Error code = XML_GetErrorCode(parser->xml);
 
             if (parser->failed != SP_OK || parser->root_closed)
@@ -799,6 +844,7 @@ static int
 mended_feed(sp_dmarc_parser *parser, const void *data, size_t len, bool final)
 {
     bool was_closed = parser->root_closed;
+    int64_t before = parser->fed;
     int rc;
 
     sp_buf_reset(&parser->mended);
@@ -808,8 +854,7 @@ mended_feed(sp_dmarc_parser *parser, const void *data, size_t len, bool final)
     rc = xml_feed(parser, parser->mended.data, parser->mended.len, final);
     if (parser->root_closed && !was_closed)
         dmarc__repair_unread(&parser->mend,
-                             (size_t)(parser->root_end - parser->fed));
-    parser->fed += (int64_t)parser->mended.len;
+                             (size_t)(parser->root_end - before));
     return rc;
 }
 
@@ -875,7 +920,11 @@ sp_dmarc_parser_feed(sp_dmarc_parser *parser, const void *data, size_t len,
         sp_err_set(err, parser->failed, "%s", parser->err.text);
         return parser->failed;
     }
-    if (parser->root_closed || len == 0)
+    if (parser->root_closed) {
+        note_trailing(parser, data, len);
+        return SP_OK;
+    }
+    if (len == 0)
         return SP_OK;
 
     rc = parser->repair ? mended_feed(parser, data, len, false)
@@ -944,6 +993,9 @@ check_report(sp_dmarc_parser *parser, sp_error *err)
     if (report->end < report->begin)
         parser_note(parser, "date_range ends before it begins");
 
+    if (parser->trailing)
+        parser_note(parser, "more followed </feedback> and was not read: "
+                            "one report per file or stream");
     if (parser->mend.markup_repairs > 0) {
         report->flags |= SP_DMARC_REPAIRED_MARKUP;
         parser_note(parser,

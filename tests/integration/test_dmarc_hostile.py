@@ -8,6 +8,8 @@ left out, and names from senders made safe.
 - attachment names with terminal escapes: shown with '?' in place of
   the control bytes, the JSON still whole;
 - 40,000 records in one report: read whole;
+- a second report after the first in one file: the first is read, with
+  a note that the rest was not;
 - counts at 2^63-1 in several records: the summary stays at 2^63-1
   instead of wrapping negative.
 """
@@ -123,3 +125,16 @@ def test_many_records_and_huge_counts(tmp_path):
     (domain,) = json.loads(done.stdout)["domains"]
     assert domain["messages"] == INT64_MAX
     assert domain["sources"][0]["messages"] == INT64_MAX
+
+
+def test_a_second_report_in_one_file_is_noted(tmp_path):
+    path = tmp_path / "two.xml"
+    path.write_bytes(report("first") + b"\n" + report("second"))
+    (line,) = parse(path)
+    assert line["report"]["report_metadata"]["report_id"] == "first"
+    assert any("not read" in note for note in line["report"]["notes"])
+
+    path = tmp_path / "one.xml"
+    path.write_bytes(report("only") + b"\n\n")
+    (line,) = parse(path)
+    assert line["report"]["notes"] == []

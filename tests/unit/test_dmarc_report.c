@@ -237,6 +237,28 @@ bytes_not_utf8_are_replaced(void **state)
     sp_dmarc_report_free(report);
 }
 
+/* A report in Windows-1252, which expat alone does not read. */
+static void
+windows_1252_is_read(void **state)
+{
+    static const char text[] =
+        "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n"
+        "<feedback><report_metadata><org_name>M\xfcller \x93GmbH\x94"
+        "</org_name><report_id>w-1</report_id><date_range><begin>1</begin>"
+        "<end>2</end></date_range></report_metadata><policy_published>"
+        "<domain>example.com</domain></policy_published>" RECORD("192.0.2.1",
+                                                                 "1") TAIL;
+    sp_dmarc_report *report;
+    sp_error err;
+
+    (void)state;
+    assert_int_equal(parse(text, &report, &err), SP_OK);
+    assert_string_equal(report->org_name,
+                        "M\xc3\xbcller \xe2\x80\x9cGmbH\xe2\x80\x9d");
+    assert_int_equal(report->flags, 0);
+    sp_dmarc_report_free(report);
+}
+
 /* Cut short: the complete records stay, the broken one goes. */
 static void
 report_cut_short_keeps_complete_records(void **state)
@@ -509,6 +531,7 @@ main(void)
         cmocka_unit_test(chunking_changes_nothing),
         cmocka_unit_test(raw_markup_in_values_is_repaired),
         cmocka_unit_test(bytes_not_utf8_are_replaced),
+        cmocka_unit_test(windows_1252_is_read),
         cmocka_unit_test(report_cut_short_keeps_complete_records),
         cmocka_unit_test(faults_are_refused_with_their_place),
         cmocka_unit_test(values_and_nesting_are_capped),
