@@ -549,6 +549,29 @@ summary_since(const char *text, int64_t *since)
     return true;
 }
 
+/*
+ * A string of the summary, fit for a terminal: reports and receivers
+ * choose these names, so control characters (a line break in a selector,
+ * a C1 escape) are shown as '?'.  Eight calls share rotating buffers.
+ */
+static const char *
+summary_text(json_t *value)
+{
+    static char buffers[8][512];
+    static size_t next;
+    char *out = buffers[next++ % 8];
+    const char *text = json_string_value(value);
+
+    if (text == NULL)
+        return NULL;
+    snprintf(out, sizeof(buffers[0]), "%s", text);
+    sp_text_clean(out);
+    for (unsigned char *c = (unsigned char *)out; *c != '\0'; c++)
+        if (c[0] == 0xC2 && c[1] >= 0x80 && c[1] < 0xA0)
+            c[0] = '?', c[1] = '?'; /* C1 controls, U+0080 to U+009F */
+    return out;
+}
+
 static double
 summary_rate(json_t *object, const char *part, const char *whole)
 {
@@ -578,11 +601,11 @@ summary_print_selector(const char *indent, json_t *selector)
 {
     json_int_t unsupported =
         json_integer_value(json_object_get(selector, "unsupported"));
-    const char *name = json_string_value(json_object_get(selector, "selector"));
+    const char *name = summary_text(json_object_get(selector, "selector"));
 
     printf("%s%s %s (%s): %" JSON_INTEGER_FORMAT
            " messages, pass %.1f%%, aligned pass %.1f%%",
-           indent, json_string_value(json_object_get(selector, "domain")),
+           indent, summary_text(json_object_get(selector, "domain")),
            name != NULL ? name : "(no selector)",
            json_is_true(json_object_get(selector, "own")) ? "ours"
                                                           : "third party",
@@ -613,7 +636,7 @@ summary_print_domain(json_t *domain, size_t top)
         strftime(last, sizeof(last), "%Y-%m-%d", &tm);
     printf("%s: %" JSON_INTEGER_FORMAT " reports from %zu receivers, %s to "
            "%s (UTC)\n",
-           json_string_value(json_object_get(domain, "domain")),
+           summary_text(json_object_get(domain, "domain")),
            json_integer_value(json_object_get(domain, "reports")),
            json_array_size(json_object_get(domain, "reporters")), first, last);
     printf("  %" JSON_INTEGER_FORMAT " messages: DMARC pass %.1f%%, aligned "
@@ -627,7 +650,7 @@ summary_print_domain(json_t *domain, size_t top)
     json_array_foreach(json_object_get(domain, "reporters"), i, item)
         printf("  receiver %s: %" JSON_INTEGER_FORMAT " reports, "
                "%" JSON_INTEGER_FORMAT " messages\n",
-               json_string_value(json_object_get(item, "org_name")),
+               summary_text(json_object_get(item, "org_name")),
                json_integer_value(json_object_get(item, "reports")),
                json_integer_value(json_object_get(item, "messages")));
 
@@ -644,7 +667,7 @@ summary_print_domain(json_t *domain, size_t top)
         printf("    %-39s %-7s %8" JSON_INTEGER_FORMAT
                " messages, DMARC %5.1f%%, aligned DKIM %5.1f%%, aligned SPF "
                "%5.1f%%\n",
-               json_string_value(json_object_get(item, "ip")),
+               summary_text(json_object_get(item, "ip")),
                json_is_true(json_object_get(item, "own")) ? "ours" : "foreign",
                json_integer_value(json_object_get(item, "messages")),
                summary_rate(item, "dmarc_pass", "messages"),
@@ -659,18 +682,17 @@ summary_print_domain(json_t *domain, size_t top)
     json_array_foreach(json_object_get(domain, "overrides"), i, item)
         printf("  override %s%s%s: %" JSON_INTEGER_FORMAT " messages\n",
                json_string_length(json_object_get(item, "type"))
-                   ? json_string_value(json_object_get(item, "type"))
+                   ? summary_text(json_object_get(item, "type"))
                    : "(no type)",
                json_string_length(json_object_get(item, "comment")) ? ", " : "",
-               json_string_value(json_object_get(item, "comment")),
+               summary_text(json_object_get(item, "comment")),
                json_integer_value(json_object_get(item, "messages")));
-    printf("  advice: %s\n",
-           json_string_value(json_object_get(advice, "reason")));
+    printf("  advice: %s\n", summary_text(json_object_get(advice, "reason")));
     json_array_foreach(json_object_get(advice, "own_failing"), i, item)
         printf("    own source %s failed aligned DKIM for "
                "%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
                " messages\n",
-               json_string_value(json_object_get(item, "ip")),
+               summary_text(json_object_get(item, "ip")),
                json_integer_value(json_object_get(item, "dkim_aligned_fail")),
                json_integer_value(json_object_get(item, "messages")));
     json_array_foreach(json_object_get(advice, "foreign_failing"), i, item)
@@ -678,7 +700,7 @@ summary_print_domain(json_t *domain, size_t top)
             printf(
                 "    foreign source %s failed DMARC for %" JSON_INTEGER_FORMAT
                 " messages: p=quarantine would quarantine them\n",
-                json_string_value(json_object_get(item, "ip")),
+                summary_text(json_object_get(item, "ip")),
                 json_integer_value(json_object_get(item, "dmarc_fail")));
 }
 

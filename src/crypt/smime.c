@@ -40,6 +40,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -350,14 +351,44 @@ smime_verify_cb(int ok, X509_STORE_CTX *ctx)
     return ok;
 }
 
+/*
+ * The system's roots, loaded once per process: loading them costs tens of
+ * milliseconds, paid once rather than per certificate read.  OpenSSL locks
+ * a store's lookups, so threads share it.
+ */
+static X509_STORE *smime_system_store;
+static pthread_once_t smime_system_once = PTHREAD_ONCE_INIT;
+
+static void
+smime_load_system(void)
+{
+    X509_STORE *store = X509_STORE_new();
+
+    if (store == NULL || X509_STORE_set_default_paths(store) != 1) {
+        X509_STORE_free(store);
+        return;
+    }
+    X509_STORE_set_verify_cb(store, smime_verify_cb);
+    smime_system_store = store;
+}
+
 /* A trust store with the system's roots and those of ca_file, in *out. */
 static int
 smime_store(const sp_seal_check *check, X509_STORE **out, sp_error *err)
 {
-    X509_STORE *store = X509_STORE_new();
+    X509_STORE *store;
     char why[256];
 
     *out = NULL;
+    pthread_once(&smime_system_once, smime_load_system);
+    if (check->ca_file == NULL && smime_system_store != NULL &&
+        X509_STORE_up_ref(smime_system_store) == 1) {
+        ERR_clear_error();
+        *out = smime_system_store;
+        return SP_OK;
+    }
+
+    store = X509_STORE_new();
     if (store == NULL || X509_STORE_set_default_paths(store) != 1) {
         X509_STORE_free(store);
         return sp_err_set(err, SP_ECRYPTO, "no trust store: %s",

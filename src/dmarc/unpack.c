@@ -352,6 +352,7 @@ read_zip(reader *rd, const char *part, const void *data, size_t len)
     struct archive *zip = zip_open(data, len);
     struct archive_entry *entry;
     size_t index = 0, before = rd->payloads;
+    int status = ARCHIVE_EOF;
     char name[256];
     sp_error refusal;
 
@@ -361,7 +362,7 @@ read_zip(reader *rd, const char *part, const void *data, size_t len)
         rd->found(rd->arg, part, NULL, &refusal);
         return;
     }
-    while (archive_read_next_header(zip, &entry) == ARCHIVE_OK) {
+    while ((status = archive_read_next_header(zip, &entry)) == ARCHIVE_OK) {
         const char *member = archive_entry_pathname(entry);
 
         if (archive_entry_filetype(entry) != AE_IFREG)
@@ -386,6 +387,14 @@ read_zip(reader *rd, const char *part, const void *data, size_t len)
             read_payload(rd, name, stream_zip, data, len, index);
         }
         index++;
+    }
+    if (status != ARCHIVE_OK && status != ARCHIVE_EOF && !rd->capped) {
+        const char *why = archive_error_string(zip);
+
+        sp_err_set(&refusal, SP_ESYNTAX, "the zip is damaged: %s",
+                   why != NULL ? why : "a damaged member header");
+        rd->payloads++;
+        rd->found(rd->arg, part, NULL, &refusal);
     }
     archive_read_free(zip);
     if (rd->payloads == before) {
