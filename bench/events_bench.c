@@ -22,6 +22,7 @@
  * a message: injection and delivery), as a ratio.  Exit status 1 when
  * the store fails, 2 for usage errors; the targets do not change it.
  */
+#include "clock.h"
 #include "store/store.h"
 
 #include <ftw.h>
@@ -42,25 +43,6 @@ struct options {
     long events, batch, recipients, queries;
     double delivery_rate;
 };
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-cpu_s(void)
-{
-    struct rusage usage;
-
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-           (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
 
 static int
 remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -132,7 +114,7 @@ fill(sp_store *store, const struct options *opt, int64_t start_ms, double *rate,
     char(*ids)[33] = calloc((size_t)opt->batch, sizeof(*ids));
     char(*rcpts)[64] = calloc((size_t)opt->batch, sizeof(*rcpts));
     char(*queues)[24] = calloc((size_t)opt->batch, sizeof(*queues));
-    double started = now_s(), cpu_started = cpu_s();
+    double started = bench_wall_s(), cpu_started = bench_cpu_s();
     sp_error err;
     int rc = rows && json && ids && rcpts && queues ? SP_OK : SP_ENOMEM;
 
@@ -148,8 +130,8 @@ fill(sp_store *store, const struct options *opt, int64_t start_ms, double *rate,
             fprintf(stderr, "events_bench: %s\n", err.text);
         done += count;
     }
-    *rate = (double)opt->events / (now_s() - started);
-    *cpu_us = (cpu_s() - cpu_started) * 1e6 / (double)opt->events;
+    *rate = (double)opt->events / (bench_wall_s() - started);
+    *cpu_us = (bench_cpu_s() - cpu_started) * 1e6 / (double)opt->events;
     free(rows);
     free(json);
     free(ids);
@@ -202,13 +184,13 @@ time_query(sp_store *store, const struct options *opt, int64_t start_ms,
             filter.type = "bounce";
             filter.from_ms = start_ms + opt->events - 3600 * 1000;
         }
-        started = now_s();
+        started = bench_wall_s();
         if (strcmp(kind, "metrics") == 0)
             rc = sp_store_events_count(store, start_ms, 0, 0, false,
                                        count_metric, found, &err);
         else
             rc = sp_store_events_find(store, &filter, count_found, found, &err);
-        times[q] = (now_s() - started) * 1000.0;
+        times[q] = (bench_wall_s() - started) * 1000.0;
         if (rc != SP_OK)
             fprintf(stderr, "events_bench: %s\n", err.text);
     }

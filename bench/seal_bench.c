@@ -24,6 +24,7 @@
  * status 1 when a file cannot be read or written or a key or seal fails
  * (the reason on standard error), 2 for usage.
  */
+#include "clock.h"
 #include "crypt/seal.h"
 
 #include <errno.h>
@@ -32,25 +33,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-cpu_s(void)
-{
-    struct rusage usage;
-
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-           (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
 
 /* The whole of path into buf; false after saying why. */
 static bool
@@ -107,9 +89,9 @@ load_key(const char *path, const char *ca_file, sp_seal_key **key,
         sp_buf_free(&bytes);
         return false;
     }
-    started = now_s();
+    started = bench_wall_s();
     rc = sp_seal_key_read(bytes.data, bytes.len, &check, key, &err);
-    *read_us = (now_s() - started) * 1e6;
+    *read_us = (bench_wall_s() - started) * 1e6;
     sp_buf_free(&bytes);
     if (rc != SP_OK)
         fprintf(stderr, "seal_bench: %s: %s: %s\n", path, sp_err_name(rc),
@@ -188,13 +170,13 @@ main(int argc, char **argv)
         (out_path != NULL && !spill(out_path, first.data, first.len)))
         goto done;
 
-    cpu_started = cpu_s();
-    wall_started = now_s();
+    cpu_started = bench_cpu_s();
+    wall_started = bench_wall_s();
     for (long i = 0; i < count; i++)
         if (seal_once(key, &message, NULL) == 0)
             goto done;
-    cpu = cpu_s() - cpu_started;
-    wall = now_s() - wall_started;
+    cpu = bench_cpu_s() - cpu_started;
+    wall = bench_wall_s() - wall_started;
 
     printf("result method=%s encryptions=%ld in_octets=%zu out_octets=%zu "
            "key_read_us=%.0f cpu_s=%.4f wall_s=%.4f cpu_rate=%.1f "

@@ -25,6 +25,7 @@
  * errors exit with 2.
  */
 #include "spool_bench.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -122,26 +123,6 @@ static struct {
     const char *only_size;   /* --size: a size label, or NULL */
 } options = {.seconds = 3.0, .rounds = 3, .max_batch = 256};
 
-static double
-now_seconds(void)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-    struct rusage usage;
-
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)usage.ru_utime.tv_sec + (double)usage.ru_stime.tv_sec +
-           ((double)usage.ru_utime.tv_usec + (double)usage.ru_stime.tv_usec) /
-               1e6;
-}
-
 static void
 die(const char *why)
 {
@@ -236,7 +217,7 @@ submit_one(struct submitter *self, struct item *item)
 {
     struct harness *h = self->harness;
     char why[SPOOL_WHY_SIZE];
-    double start = now_seconds();
+    double start = bench_wall_s();
     struct timespec created;
 
     clock_gettime(CLOCK_REALTIME, &created);
@@ -273,7 +254,7 @@ submit_one(struct submitter *self, struct item *item)
     if (item->rc != 0)
         return false;
     record(&self->latency, &self->count, &self->capacity,
-           (now_seconds() - start) * 1000.0);
+           (bench_wall_s() - start) * 1000.0);
     return true;
 }
 
@@ -347,8 +328,8 @@ run_case(const spool_store_ops *ops, unsigned threads, size_t len,
         die(h.why);
 
     /* Time from the first submission to the last commit. */
-    cpu_start = cpu_seconds();
-    start = now_seconds();
+    cpu_start = bench_cpu_s();
+    start = bench_wall_s();
     start_threads(&h, subs, threads, data, len, &writer);
     usleep((useconds_t)(options.seconds * 1e6));
     pthread_mutex_lock(&h.lock);
@@ -364,8 +345,8 @@ run_case(const spool_store_ops *ops, unsigned threads, size_t len,
     if (h.failed)
         die(h.why);
 
-    result->rate[round] = (double)h.messages / (now_seconds() - start);
-    result->cpu_seconds += cpu_seconds() - cpu_start;
+    result->rate[round] = (double)h.messages / (bench_wall_s() - start);
+    result->cpu_seconds += bench_cpu_s() - cpu_start;
     result->messages += h.messages;
     result->groups += ops->flushes ? ops->flushes(h.store) : h.groups;
     for (unsigned t = 0; t < threads; t++) {

@@ -59,22 +59,13 @@ static int
 import_one(sp_store *store, const sp_seal_key *key, const sp_buf *data,
            const char *address, bool json)
 {
-    sp_store_rkey row = {0};
+    sp_store_rkey row;
     char until[16];
     sp_error err;
     int rc;
 
-    snprintf(row.address, sizeof(row.address), "%s", address);
-    snprintf(row.method, sizeof(row.method), "%s",
-             sp_seal_method_name(key->method));
-    snprintf(row.fingerprint, sizeof(row.fingerprint), "%s", key->fingerprint);
-    snprintf(row.subject, sizeof(row.subject), "%s", key->subject);
-    row.not_before = key->not_before;
-    row.not_after = key->not_after;
-    row.imported = (int64_t)time(NULL);
-    row.data = *data; /* borrowed: the store copies it */
-
-    rc = sp_store_rkey_add(store, &row, &err);
+    rc = sp_store_rkey_put(store, key, data, address, (int64_t)time(NULL), &row,
+                           &err);
     if (rc != SP_OK) {
         fprintf(stderr, "sealpost: %s\n", err.text);
         return rc == SP_EINVAL ? CLI_NEGATIVE : CLI_RUNTIME;

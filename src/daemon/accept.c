@@ -289,10 +289,13 @@ accept_finish(void *arg)
                     sp_smtp_session_done(conn->session, &reply, &conn->out));
 }
 
-/* Hand a result over to the loop, from any thread. */
+/*
+ * Hand a result over to the loop, from any thread: report for mail to
+ * the report addresses (why then says what it held).
+ */
 static void
-accept_post(struct smtp_conn *conn, int rc, bool refused, const char *id,
-            const char *why)
+accept_post(struct smtp_conn *conn, int rc, bool refused, bool report,
+            const char *id, const char *why)
 {
     struct accept_result *result = sp_calloc(1, sizeof(*result));
 
@@ -301,6 +304,7 @@ accept_post(struct smtp_conn *conn, int rc, bool refused, const char *id,
     result->conn = conn;
     result->rc = rc;
     result->refused = refused;
+    result->report = report;
     snprintf(result->id, sizeof(result->id), "%s", id);
     snprintf(result->why, sizeof(result->why), "%s", why);
     daemon_mailbox_post(conn->mailbox, accept_finish, result);
@@ -311,23 +315,15 @@ static void
 accept_report_taken(void *arg, int rc, const char *summary)
 {
     struct smtp_conn *conn = arg;
-    struct accept_result *result = sp_calloc(1, sizeof(*result));
 
-    if (result == NULL)
-        return; /* logged by the session's timeout; see mailbox.c */
-    result->conn = conn;
-    result->rc = rc;
-    result->report = true;
-    snprintf(result->id, sizeof(result->id), "%s", conn->queue_id);
-    snprintf(result->why, sizeof(result->why), "%s", summary);
-    daemon_mailbox_post(conn->mailbox, accept_finish, result);
+    accept_post(conn, rc, false, true, conn->queue_id, summary);
 }
 
 /* The spool's callback, on its writer thread: hand over to the loop. */
 static void
 accept_stored(void *arg, int rc, const char *id, const sp_error *err)
 {
-    accept_post(arg, rc, false, id, rc == SP_OK ? "" : err->text);
+    accept_post(arg, rc, false, false, id, rc == SP_OK ? "" : err->text);
 }
 
 char *
@@ -421,7 +417,7 @@ accept_signed(void *arg, int rc, const daemon_signed *made,
         !smtp__conn_domain_allowed(conn->domains, made->domain)) {
         snprintf(err.text, sizeof(err.text),
                  "this API key may not send from %s", made->domain);
-        accept_post(conn, SP_EPOLICY, true, conn->queue_id, err.text);
+        accept_post(conn, SP_EPOLICY, true, false, conn->queue_id, err.text);
     } else if (rc != SP_OK) {
         accept_stored(conn, rc, conn->queue_id, sign_err);
     } else {
@@ -516,7 +512,7 @@ smtp__accept(void *arg, const sp_smtp_envelope *envelope, const sp_buf *data)
     if (rc != SP_OK) {
         accept_job_free(job);
         if (rc == SP_ESYNTAX)
-            accept_post(conn, rc, false, conn->queue_id, why);
+            accept_post(conn, rc, false, false, conn->queue_id, why);
         else {
             sp_err_set(&err, rc, "out of memory");
             accept_stored(conn, rc, conn->queue_id, &err);

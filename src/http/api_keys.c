@@ -85,21 +85,12 @@ static bool
 rkeys_store(const http__call *call, const sp_seal_key *key, const sp_buf *data,
             const char *address, json_t *results, http__reply *reply)
 {
-    sp_store_rkey row = {0};
+    sp_store_rkey row;
     sp_error err;
     int rc;
 
-    snprintf(row.address, sizeof(row.address), "%s", address);
-    snprintf(row.method, sizeof(row.method), "%s",
-             sp_seal_method_name(key->method));
-    snprintf(row.fingerprint, sizeof(row.fingerprint), "%s", key->fingerprint);
-    snprintf(row.subject, sizeof(row.subject), "%s", key->subject);
-    row.not_before = key->not_before;
-    row.not_after = key->not_after;
-    row.imported = (int64_t)time(NULL);
-    row.data = *data; /* borrowed: the store copies it */
-
-    rc = sp_store_rkey_add(call->store, &row, &err);
+    rc = sp_store_rkey_put(call->store, key, data, address, (int64_t)time(NULL),
+                           &row, &err);
     if (rc == SP_EINVAL) {
         http__fail(reply, MHD_HTTP_CONFLICT, "1602", "resource conflict",
                    err.text);
@@ -110,9 +101,6 @@ rkeys_store(const http__call *call, const sp_seal_key *key, const sp_buf *data,
                     "the key store cannot be used just now; try again");
         return false;
     }
-    for (char *c = row.address; *c != '\0'; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c + ('a' - 'A'));
     json_array_append_new(results, rkeys_json(&row));
     return true;
 }

@@ -8,6 +8,9 @@
 #include "store.h"
 #include "store_int.h"
 
+#include "crypt/seal.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,6 +299,36 @@ int
 sp_store_rkey_add(sp_store *store, sp_store_rkey *key, sp_error *err)
 {
     return store->backend->rkey_add(store->impl, key, err);
+}
+
+int
+sp_store_rkey_put(sp_store *store, const sp_seal_key *key, const sp_buf *data,
+                  const char *address, int64_t now, sp_store_rkey *row,
+                  sp_error *err)
+{
+    sp_store_rkey made = {0};
+    int rc;
+
+    snprintf(made.address, sizeof(made.address), "%s", address);
+    snprintf(made.method, sizeof(made.method), "%s",
+             sp_seal_method_name(key->method));
+    snprintf(made.fingerprint, sizeof(made.fingerprint), "%s",
+             key->fingerprint);
+    snprintf(made.subject, sizeof(made.subject), "%s", key->subject);
+    made.not_before = key->not_before;
+    made.not_after = key->not_after;
+    made.imported = now;
+    made.data = *data; /* borrowed: the store copies it */
+
+    rc = sp_store_rkey_add(store, &made, err);
+    if (rc == SP_OK && row != NULL) {
+        for (char *c = made.address; *c != '\0'; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c + ('a' - 'A'));
+        made.data = (sp_buf)SP_BUF_INIT;
+        *row = made;
+    }
+    return rc;
 }
 
 int

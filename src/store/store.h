@@ -368,6 +368,16 @@ typedef struct sp_store_rkey {
 int sp_store_rkey_add(sp_store *store, sp_store_rkey *key, sp_error *err);
 
 /*
+ * Add key, read and checked (crypt/seal.h), with its bytes data, for
+ * address, imported at now; *row (when not NULL) gets what was stored,
+ * its address lower case, its data left empty.  As sp_store_rkey_add.
+ */
+struct sp_seal_key;
+int sp_store_rkey_put(sp_store *store, const struct sp_seal_key *key,
+                      const sp_buf *data, const char *address, int64_t now,
+                      sp_store_rkey *row, sp_error *err);
+
+/*
  * The keys of address (exactly, without regard to case; "@domain" for a
  * domain's), or of every address when NULL, by address, method and age.
  * Free with sp_store_rkeys_free.  SP_EIO, SP_ENOMEM.
